@@ -1,0 +1,124 @@
+// The one place that reads process.env: parse it once against a schema, fail fast naming the
+// bad variable, and hand the typed result down as plain values.
+import Type, { type Static } from "typebox";
+import Value from "typebox/value";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export const BACKENDS = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: "HTTP port; 0 picks a free one" }),
+  HOST: Type.String({ minLength: 1, default: "127.0.0.1", description: "Address the API binds to" }),
+  DATABASE_URL: Type.Optional(
+    Type.String({
+      pattern: "^postgres(ql)?://",
+      description: "PostgreSQL to use; unset starts the embedded one",
+    }),
+  ),
+  GRADGUARD_DATA_DIR: Type.String({
+    minLength: 1,
+    default: "./.gradguard",
+    description: "Where the embedded PostgreSQL keeps its data",
+  }),
+  LOG_LEVEL: Type.Union(
+    LOG_LEVELS.map((level) => Type.Literal(level)),
+    { default: "info" },
+  ),
+  LOG_FORMAT: Type.Union([Type.Literal("auto"), Type.Literal("pretty"), Type.Literal("json")], {
+    default: "auto",
+    description: "auto: pretty in a terminal, JSON otherwise",
+  }),
+  GRADGUARD_BACKEND: Type.Optional(
+    Type.Union(
+      BACKENDS.map((name) => Type.Literal(name)),
+      { description: "Force one tfjs backend instead of the first that loads" },
+    ),
+  ),
+  GRADGUARD_MAX_STEPS: Type.Integer({
+    minimum: 1,
+    default: 1_000_000,
+    description: "Largest `steps` a job spec may ask for",
+  }),
+  GRADGUARD_WORKER_CONCURRENCY: Type.Integer({
+    minimum: 0,
+    maximum: 64,
+    default: 1,
+    description: "Jobs trained at once by the in-process worker; 0 runs no worker",
+  }),
+  GRADGUARD_POLL_MS: Type.Integer({
+    minimum: 10,
+    maximum: 60_000,
+    default: 500,
+    description: "How often an idle worker looks for queued jobs, in milliseconds",
+  }),
+});
+
+type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Unset: start the embedded PostgreSQL under dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  logLevel: Env["LOG_LEVEL"];
+  logFormat: Env["LOG_FORMAT"];
+  backend: BackendName | undefined;
+  maxSteps: number;
+  workerConcurrency: number;
+  pollMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.keys(EnvSchema.properties);
+  // An empty variable means "not set": `PORT= npm start` must not become port 0.
+  const raw: Record<string, string> = {};
+  for (const key of known) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
+  }
+  const parsed = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw));
+  const problems = [...Value.Errors(EnvSchema, parsed)].map((error) => {
+    const name = error.instancePath.replace(/^\//, "");
+    return `${name}: ${error.message} (got ${JSON.stringify(raw[name])})`;
+  });
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+  const e = parsed as Env;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.GRADGUARD_DATA_DIR,
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    backend: e.GRADGUARD_BACKEND,
+    maxSteps: e.GRADGUARD_MAX_STEPS,
+    workerConcurrency: e.GRADGUARD_WORKER_CONCURRENCY,
+    pollMs: e.GRADGUARD_POLL_MS,
+  };
+}
+
+/** The variables a child process needs to see the same configuration as its parent. */
+export function configToEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {
+    PORT: String(config.port),
+    HOST: config.host,
+    GRADGUARD_DATA_DIR: config.dataDir,
+    LOG_LEVEL: config.logLevel,
+    LOG_FORMAT: config.logFormat,
+    GRADGUARD_MAX_STEPS: String(config.maxSteps),
+    GRADGUARD_WORKER_CONCURRENCY: String(config.workerConcurrency),
+    GRADGUARD_POLL_MS: String(config.pollMs),
+  };
+  if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;
+  if (config.backend) env.GRADGUARD_BACKEND = config.backend;
+  return env;
+}

@@ -1,0 +1,119 @@
+// /api/v1/jobs: submit a job, list and read jobs, read a job's steps.
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { Job } from "../../prisma/client.ts";
+import { type JobSpec, type SpecLimits, checkJobSpec, JobSpecSchema, withDefaults } from "../../trainer/spec.ts";
+import { InvalidRequestProblem, NotFoundProblem, ProblemSchema } from "../errors.ts";
+import {
+  JobParamsSchema,
+  type JobResponse,
+  JobSchema,
+  ListJobsQuerySchema,
+  StepsQuerySchema,
+  type StepsResponse,
+  StepsSchema,
+} from "../schemas/jobs.ts";
+import Type from "typebox";
+
+const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app, { limits }) => {
+  app.post(
+    "/jobs",
+    { schema: { body: JobSpecSchema, response: { 201: JobSchema, 400: ProblemSchema } } },
+    async (request, reply) => {
+      const spec = withDefaults(request.body);
+      const problems = checkJobSpec(spec, limits);
+      if (problems.length > 0) {
+        throw new InvalidRequestProblem(
+          problems.map((p) => `body${p.field}: ${p.message}`).join("; "),
+          problems.map((p) => ({ in: "body" as const, ...p })),
+          "urn:gradguard:problem:invalid-job-spec",
+        );
+      }
+      const job = await app.prisma.job.create({ data: { name: spec.name, spec } });
+      reply.code(201).header("location", `${app.prefix}/jobs/${job.id}`);
+      return toJobResponse(job);
+    },
+  );
+
+  app.get(
+    "/jobs",
+    { schema: { querystring: ListJobsQuerySchema, response: { 200: Type.Object({ items: Type.Array(JobSchema) }), 400: ProblemSchema } } },
+    async (request) => {
+      const { status, limit } = request.query;
+      const jobs = await app.prisma.job.findMany({
+        where: status ? { status } : {},
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+        take: limit,
+      });
+      return { items: jobs.map(toJobResponse) };
+    },
+  );
+
+  app.get(
+    "/jobs/:id",
+    { schema: { params: JobParamsSchema, response: { 200: JobSchema, 400: ProblemSchema, 404: ProblemSchema } } },
+    async (request) => toJobResponse(await findJob(request.params.id)),
+  );
+
+  app.get(
+    "/jobs/:id/steps",
+    {
+      schema: {
+        params: JobParamsSchema,
+        querystring: StepsQuerySchema,
+        response: { 200: StepsSchema, 400: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async (request): Promise<StepsResponse> => {
+      const job = await findJob(request.params.id);
+      const { from, limit } = request.query;
+      const rows = await app.prisma.step.findMany({
+        where: { jobId: job.id, step: { gte: from } },
+        orderBy: { step: "asc" },
+        take: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      return {
+        jobId: job.id,
+        layerNames: job.layerNames,
+        step: page.map((r) => r.step),
+        loss: page.map((r) => finiteOrNull(r.loss)),
+        gradNorm: page.map((r) => finiteOrNull(r.gradNorm)),
+        layerNorms: page.map((r) => r.layerNorms.map(finiteOrNull)),
+        lr: page.map((r) => finiteOrNull(r.lr)),
+        nonFinite: page.map((r) => r.nonFinite),
+        stepMs: page.map((r) => r.stepMs),
+        nextFrom: rows.length > limit ? (rows[limit]?.step ?? null) : null,
+      };
+    },
+  );
+
+  async function findJob(id: string): Promise<Job> {
+    const job = await app.prisma.job.findUnique({ where: { id } });
+    if (!job) throw new NotFoundProblem(`job ${id}`);
+    return job;
+  }
+};
+
+/** JSON has no NaN or Infinity: such values travel as null, and the row's nonFinite says why. */
+function finiteOrNull(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}
+
+function toJobResponse(job: Job): JobResponse {
+  return {
+    id: job.id,
+    name: job.name,
+    status: job.status,
+    attempts: job.attempts,
+    error: job.error,
+    backend: job.backend,
+    layerNames: job.layerNames,
+    lastStep: job.lastStep,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+    spec: job.spec as JobSpec,
+  };
+}
+
+export default jobRoutes;

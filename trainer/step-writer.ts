@@ -1,0 +1,130 @@
+// Batches step rows into Postgres without ever blocking the training step: `push` only buffers;
+// flushes run in the background, one multi-row INSERT each, idempotent on (jobId, step), so a
+// retried flush never duplicates a row. If the database is unreachable the rows wait in memory
+// and are retried; past `maxBuffered` the oldest are dropped and that is logged as an error.
+import type { Logger } from "../common/logger.ts";
+import type { PrismaClient } from "../prisma/client.ts";
+import type { StepRecord } from "./train-loop.ts";
+
+export interface StepWriterOptions {
+  /** Rows per INSERT, and the buffer size that triggers a flush; default 256. */
+  batchSize?: number;
+  /** Longest a row waits in the buffer before a flush, in ms; default 200. */
+  flushIntervalMs?: number;
+  /** Rows kept while the database is unreachable; default 200,000. */
+  maxBuffered?: number;
+  /** First retry delay after a failed flush, in ms, doubling up to 5 s; default 100. */
+  retryDelayMs?: number;
+}
+
+export class StepWriter {
+  private buffer: StepRecord[] = [];
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private dropped = 0;
+  private readonly batchSize: number;
+  private readonly flushIntervalMs: number;
+  private readonly maxBuffered: number;
+  private readonly retryDelayMs: number;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly jobId: string,
+    private readonly log: Logger,
+    options: StepWriterOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 256;
+    this.flushIntervalMs = options.flushIntervalMs ?? 200;
+    this.maxBuffered = options.maxBuffered ?? 200_000;
+    this.retryDelayMs = options.retryDelayMs ?? 100;
+  }
+
+  /** Rows dropped because the buffer overflowed while the database was unreachable. */
+  get droppedRows(): number {
+    return this.dropped;
+  }
+
+  push(record: StepRecord): void {
+    this.buffer.push(record);
+    if (this.buffer.length > this.maxBuffered) {
+      const excess = this.buffer.length - this.maxBuffered;
+      this.buffer.splice(0, excess);
+      this.dropped += excess;
+      this.log.error({ dropped: this.dropped, maxBuffered: this.maxBuffered }, "step buffer full while the database is unreachable: oldest rows dropped");
+    }
+    if (this.buffer.length >= this.batchSize) this.startFlush();
+    else this.timer ??= setTimeout(() => this.startFlush(), this.flushIntervalMs);
+  }
+
+  /** Writes every buffered row, retrying until done or `deadlineMs` passes (then throws). */
+  async close(deadlineMs = 30_000): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    while (this.buffer.length > 0 || this.flushing) {
+      if (Date.now() > deadline) throw new Error(`could not write ${this.buffer.length} step rows before the deadline`);
+      this.startFlush();
+      await this.flushing;
+    }
+    clearTimeout(this.timer);
+  }
+
+  private startFlush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.flushing || this.buffer.length === 0) return;
+    this.flushing = this.flushOnce().finally(() => {
+      this.flushing = undefined;
+      if (this.buffer.length >= this.batchSize) this.startFlush();
+      else if (this.buffer.length > 0) this.timer ??= setTimeout(() => this.startFlush(), this.flushIntervalMs);
+    });
+  }
+
+  private async flushOnce(): Promise<void> {
+    const rows = this.buffer.slice(0, this.batchSize);
+    try {
+      await insertSteps(this.prisma, this.jobId, rows);
+      this.buffer.splice(0, rows.length);
+      if (this.failures > 0) this.log.info({ afterFailures: this.failures }, "step writes resumed");
+      this.failures = 0;
+    } catch (error) {
+      this.failures++;
+      const delay = Math.min(5_000, this.retryDelayMs * 2 ** (this.failures - 1));
+      this.log.warn({ err: error, buffered: this.buffer.length, retryInMs: delay }, "writing steps failed; will retry");
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/**
+ * One INSERT for many rows: columns travel as arrays and unnest() turns them back into rows.
+ * layerNorms are sent as array literals ("{0.1,NaN}") because unnest flattens 2-D arrays.
+ */
+export async function insertSteps(prisma: PrismaClient, jobId: string, rows: StepRecord[]): Promise<void> {
+  if (rows.length === 0) return;
+  const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
+  await prisma.$transaction([
+    prisma.$executeRaw`
+      INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs")
+      SELECT ${jobId}::uuid, t.step, t.loss, t.grad_norm, t.layer_norms::float8[], t.lr, t.non_finite, t.step_ms
+      FROM unnest(
+        ${rows.map((r) => r.step)}::int[],
+        ${rows.map((r) => floatText(r.loss))}::float8[],
+        ${rows.map((r) => floatText(r.gradNorm))}::float8[],
+        ${rows.map((r) => `{${r.layerNorms.map(floatText).join(",")}}`)}::text[],
+        ${rows.map((r) => floatText(r.lr))}::float8[],
+        ${rows.map((r) => r.nonFinite)}::bool[],
+        ${rows.map((r) => floatText(r.stepMs))}::float8[]
+      ) AS t(step, loss, grad_norm, layer_norms, lr, non_finite, step_ms)
+      ON CONFLICT ("jobId", "step") DO NOTHING`,
+    prisma.$executeRaw`
+      UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid`,
+  ]);
+}
+
+/** A float as Postgres reads it, NaN and ±Infinity included (JSON parameters would lose them). */
+function floatText(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Number.POSITIVE_INFINITY) return "Infinity";
+  if (value === Number.NEGATIVE_INFINITY) return "-Infinity";
+  return String(value);
+}

@@ -1,0 +1,172 @@
+// Takes queued jobs from Postgres and trains each in its own child process. Claiming uses
+// FOR UPDATE SKIP LOCKED, so any number of workers (in-process or `npm run worker`, on any
+// machine) can share one database without running a job twice.
+import { type ChildProcess, fork } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { fileURLToPath } from "node:url";
+import { type Config, configToEnv } from "../common/config.ts";
+import type { Logger } from "../common/logger.ts";
+import type { PrismaClient } from "../prisma/client.ts";
+
+const JOB_PROCESS = fileURLToPath(new URL("./job-process.ts", import.meta.url));
+const HEARTBEAT_MS = 5_000;
+/** How long a stopping worker lets a child finish its step and flush before killing it. */
+const STOP_GRACE_MS = 30_000;
+const STDERR_TAIL_CHARS = 2_000;
+/** Exit code of a job process that stopped on request and handed its job back to the queue. */
+export const EXIT_INTERRUPTED = 3;
+
+export interface WorkerOptions {
+  prisma: PrismaClient;
+  /** Configuration handed to each job process; databaseUrl must be the resolved URL. */
+  config: Config & { databaseUrl: string };
+  log: Logger;
+}
+
+interface RunningJob {
+  jobId: string;
+  attempt: number;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+export class Worker {
+  readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly running = new Map<string, RunningJob>();
+  private stopping = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+
+  constructor(private readonly options: WorkerOptions) {}
+
+  start(): this {
+    this.options.log.info({ workerId: this.id, concurrency: this.options.config.workerConcurrency }, "worker started");
+    this.schedulePoll(0);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    return this;
+  }
+
+  /** Stops taking jobs, asks running jobs to stop after their current step, waits for them. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.pollTimer);
+    clearInterval(this.heartbeatTimer);
+    await this.polling;
+    const jobs = [...this.running.values()];
+    for (const job of jobs) job.child.kill("SIGTERM");
+    const killTimer = setTimeout(() => {
+      for (const job of jobs) job.child.kill("SIGKILL");
+    }, STOP_GRACE_MS);
+    await Promise.all(jobs.map((job) => job.exited));
+    clearTimeout(killTimer);
+    this.options.log.info({ workerId: this.id }, "worker stopped");
+  }
+
+  private schedulePoll(delayMs: number): void {
+    if (this.stopping) return;
+    this.pollTimer = setTimeout(() => {
+      this.polling = this.poll().finally(() => {
+        this.polling = undefined;
+      });
+    }, delayMs);
+  }
+
+  private async poll(): Promise<void> {
+    const { config, log } = this.options;
+    let claimed = false;
+    try {
+      while (!this.stopping && this.running.size < config.workerConcurrency) {
+        const job = await this.claim();
+        if (!job) break;
+        claimed = true;
+        this.launch(job.id, job.attempts);
+      }
+    } catch (error) {
+      log.error({ err: error }, "could not claim a job; retrying");
+    }
+    this.schedulePoll(claimed ? 0 : config.pollMs);
+  }
+
+  private async claim(): Promise<{ id: string; attempts: number } | undefined> {
+    const rows = await this.options.prisma.$queryRaw<{ id: string; attempts: number }[]>`
+      UPDATE "Job"
+      SET "status" = 'running', "attempts" = "attempts" + 1, "workerId" = ${this.id},
+          "startedAt" = now(), "heartbeatAt" = now(), "finishedAt" = NULL, "error" = NULL
+      WHERE "id" = (
+        SELECT "id" FROM "Job" WHERE "status" = 'queued'
+        ORDER BY "createdAt", "id" LIMIT 1 FOR UPDATE SKIP LOCKED
+      )
+      RETURNING "id", "attempts"`;
+    return rows[0];
+  }
+
+  private launch(jobId: string, attempt: number): void {
+    const { config, log } = this.options;
+    const jobLog = log.child({ jobId, attempt });
+    // The child parses its configuration like any process; it gets ours (with the resolved
+    // database URL) on top of the inherited environment (PATH and the like).
+    const child = fork(JOB_PROCESS, [jobId, String(attempt)], {
+      env: { ...process.env, ...configToEnv(config) },
+      // Job processes run the TypeScript sources directly, like the parent.
+      execArgv: ["--import", import.meta.resolve("tsx")],
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+      // Its own process group: a Ctrl-C in the terminal reaches the worker, which then stops
+      // its jobs in order, instead of killing them mid-step.
+      detached: true,
+    });
+    let stderrTail = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      stderrTail = (stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);
+    });
+    const exited = new Promise<void>((resolve) => {
+      child.on("exit", (code, signal) => {
+        this.running.delete(jobId);
+        jobLog.info({ code, signal }, "job process exited");
+        const clean = code === 0 || code === EXIT_INTERRUPTED;
+        const done = clean ? Promise.resolve() : this.recordCrash(jobId, attempt, code, signal, stderrTail);
+        void done.finally(() => {
+          resolve();
+          this.schedulePollSoon();
+        });
+      });
+    });
+    this.running.set(jobId, { jobId, attempt, child, exited });
+    jobLog.info({ pid: child.pid }, "job process started");
+  }
+
+  private schedulePollSoon(): void {
+    if (this.stopping || this.polling) return;
+    clearTimeout(this.pollTimer);
+    this.schedulePoll(0);
+  }
+
+  /** The child died without recording an outcome (crash, OOM, kill -9): record it for it. */
+  private async recordCrash(jobId: string, attempt: number, code: number | null, signal: string | null, stderrTail: string): Promise<void> {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const detail = stderrTail.trim().split("\n").slice(-5).join("\n");
+    try {
+      await this.options.prisma.job.updateMany({
+        where: { id: jobId, status: "running", attempts: attempt },
+        data: { status: "failed", error: `the trainer process ${how}${detail ? `: ${detail}` : ""}`, finishedAt: new Date(), workerId: null },
+      });
+    } catch (error) {
+      this.options.log.error({ err: error, jobId }, "could not record a crashed job");
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.running.keys()];
+    if (ids.length === 0) return;
+    try {
+      await this.options.prisma.job.updateMany({
+        where: { id: { in: ids }, status: "running", workerId: this.id },
+        data: { heartbeatAt: new Date() },
+      });
+    } catch (error) {
+      this.options.log.warn({ err: error }, "heartbeat failed");
+    }
+  }
+}
