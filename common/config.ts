@@ -21,20 +21,9 @@ export const EnvSchema = Type.Object({
     default: "./.gradguard",
     description: "Where the embedded PostgreSQL keeps its data",
   }),
-  LOG_LEVEL: Type.Union(
-    LOG_LEVELS.map((level) => Type.Literal(level)),
-    { default: "info" },
-  ),
-  LOG_FORMAT: Type.Union([Type.Literal("auto"), Type.Literal("pretty"), Type.Literal("json")], {
-    default: "auto",
-    description: "auto: pretty in a terminal, JSON otherwise",
-  }),
-  GRADGUARD_BACKEND: Type.Optional(
-    Type.Union(
-      BACKENDS.map((name) => Type.Literal(name)),
-      { description: "Force one tfjs backend instead of the first that loads" },
-    ),
-  ),
+  LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: "info" }),
+  LOG_FORMAT: Type.Enum(["auto", "pretty", "json"], { default: "auto", description: "auto: pretty in a terminal, JSON otherwise" }),
+  GRADGUARD_BACKEND: Type.Optional(Type.Enum(BACKENDS, { description: "Force one tfjs backend instead of the first that loads" })),
   GRADGUARD_MAX_STEPS: Type.Integer({
     minimum: 1,
     default: 1_000_000,
@@ -85,10 +74,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = env[key];
     if (value !== undefined && value.trim() !== "") raw[key] = value.trim();
   }
-  const parsed = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw));
+  const parsed = Value.Default(EnvSchema, convert(raw));
   const problems = [...Value.Errors(EnvSchema, parsed)].map((error) => {
     const name = error.instancePath.replace(/^\//, "");
-    return `${name}: ${error.message} (got ${JSON.stringify(raw[name])})`;
+    const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues;
+    const message = allowed ? `must be one of ${allowed.join(", ")}` : error.message;
+    return `${name}: ${message} (got ${JSON.stringify(raw[name])})`;
   });
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   const e = parsed as Env;
@@ -104,6 +95,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerConcurrency: e.GRADGUARD_WORKER_CONCURRENCY,
     pollMs: e.GRADGUARD_POLL_MS,
   };
+}
+
+/**
+ * Text to the types the schema wants, strictly: "30.5" is not an integer (TypeBox's Convert
+ * would truncate it to 30). What does not convert stays text and fails validation by name.
+ */
+function convert(raw: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, text] of Object.entries(raw)) {
+    const type = (EnvSchema.properties as Record<string, { type?: string }>)[key]?.type;
+    if (type === "integer" && /^[+-]?\d+$/.test(text)) out[key] = Number(text);
+    else out[key] = text;
+  }
+  return out;
 }
 
 /** The variables a child process needs to see the same configuration as its parent. */

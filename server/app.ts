@@ -26,6 +26,8 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
     requestIdHeader: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
+  // The API speaks JSON only: plain text gets 415, not a confusing "body must be object".
+  app.removeContentTypeParser("text/plain");
   registerErrorHandling(app);
   await app.register(prismaPlugin, { prisma });
   await app.register(

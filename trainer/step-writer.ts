@@ -83,7 +83,9 @@ export class StepWriter {
     const rows = this.buffer.slice(0, this.batchSize);
     try {
       await insertSteps(this.prisma, this.jobId, rows);
-      this.buffer.splice(0, rows.length);
+      // Not splice(0, n): an overflow during the write may already have dropped some of them.
+      const written = new Set(rows);
+      this.buffer = this.buffer.filter((row) => !written.has(row));
       if (this.failures > 0) this.log.info({ afterFailures: this.failures }, "step writes resumed");
       this.failures = 0;
     } catch (error) {

@@ -38,6 +38,8 @@ export interface TrainSummary {
 export interface PreparedTraining {
   layerNames: string[];
   run(callbacks?: TrainCallbacks): Promise<TrainSummary>;
+  /** Copies of the trainable variables' values, layer by layer. */
+  readWeights(): Float32Array[];
   /** Frees the model, optimizer and data tensors. */
   dispose(): void;
 }
@@ -52,6 +54,7 @@ export function prepareTraining(spec: JobSpec): PreparedTraining {
 
   return {
     layerNames: built.layerNames,
+    readWeights: () => built.layerVariables.flat().map((variable) => variable.dataSync() as Float32Array),
     dispose: () => {
       built.model.dispose();
       optimizer.dispose();

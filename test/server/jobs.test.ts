@@ -1,0 +1,140 @@
+import type { FastifyInstance } from "fastify";
+import { beforeAll, describe, expect, it } from "vitest";
+import { insertSteps } from "../../trainer/step-writer.ts";
+import { createTestApp } from "../helpers/app.ts";
+import type { TestDatabase } from "../helpers/database.ts";
+import { demoSpec } from "../trainer/fixtures.ts";
+
+let app: FastifyInstance;
+let db: TestDatabase;
+
+beforeAll(async () => {
+  ({ app, db } = await createTestApp());
+});
+
+function expectProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number) {
+  expect(response.statusCode).toBe(status);
+  expect(response.headers["content-type"]).toMatch(/^application\/problem\+json/);
+  const body = response.json() as { type: string; title: string; status: number; detail: string; errors?: { in: string; field: string; message: string }[] };
+  expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  return body;
+}
+
+describe("POST /api/v1/jobs", () => {
+  it("queues a valid spec, stores it with its defaults and answers 201 with a location", async () => {
+    const response = await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() });
+    expect(response.statusCode).toBe(201);
+    const job = response.json();
+    expect(job).toMatchObject({ name: "demo", status: "queued", attempts: 0, lastStep: null, error: null });
+    expect(job.spec.data).toEqual({ kind: "spirals", size: 2048, seed: 1, classes: 2, noise: 0.1 });
+    expect(response.headers.location).toBe(`/api/v1/jobs/${job.id}`);
+    const stored = await db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
+    expect(stored.spec).toEqual(job.spec);
+  });
+
+  it.each([
+    ["an unknown layer type", { model: { layers: [{ type: "conv9d", units: 2, inputShape: [2] }] } }, "/model/layers/0/type"],
+    ["negative units", { model: { layers: [{ type: "dense", units: -1, inputShape: [2] }] } }, "/model/layers/0/units"],
+    ["a text learning rate", { optimizer: { type: "sgd", learningRate: "0.1" } }, "/optimizer/learningRate"],
+    ["steps beyond the cap", { steps: 1_000_000_000 }, "/steps"],
+    ["an unknown field", { callback: "process.exit()" }, "/callback"],
+    ["a missing field", { loss: undefined }, "/loss"],
+    ["mismatched output units", { model: { layers: [{ type: "dense", units: 5, inputShape: [2] }] } }, "/model/layers/0/units"],
+  ])("rejects %s with 400 problem+json naming the field", async (_what, patch, field) => {
+    const payload = { ...demoSpec(), ...patch };
+    const before = await db.prisma.job.count();
+    const response = await app.inject({ method: "POST", url: "/api/v1/jobs", payload });
+    const problem = expectProblem(response, 400);
+    expect(problem.errors?.map((e) => e.field)).toContain(field);
+    expect(problem.detail).toContain(field);
+    expect(await db.prisma.job.count()).toBe(before);
+  });
+
+  it("names the configured cap when steps exceed it", async () => {
+    const response = await app.inject({ method: "POST", url: "/api/v1/jobs", payload: { ...demoSpec(), steps: 20_000 } });
+    expect(expectProblem(response, 400).detail).toMatch(/\/steps: must be at most 10000 .*GRADGUARD_MAX_STEPS/);
+  });
+
+  it("answers malformed JSON, a wrong content type and an oversized body with 4xx problems", async () => {
+    expectProblem(await app.inject({ method: "POST", url: "/api/v1/jobs", headers: { "content-type": "application/json" }, payload: "{nope" }), 400);
+    expectProblem(await app.inject({ method: "POST", url: "/api/v1/jobs", headers: { "content-type": "text/plain" }, payload: "hi" }), 415);
+    const huge = JSON.stringify({ ...demoSpec(), name: "x".repeat(2 * 1024 * 1024) });
+    expectProblem(await app.inject({ method: "POST", url: "/api/v1/jobs", headers: { "content-type": "application/json" }, payload: huge }), 413);
+    expectProblem(await app.inject({ method: "POST", url: "/api/v1/jobs", headers: { "content-type": "application/json" }, payload: "[]" }), 400);
+  });
+});
+
+describe("GET /api/v1/jobs and /api/v1/jobs/:id", () => {
+  it("lists newest first, filters by status and limits", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await app.inject({ method: "POST", url: "/api/v1/jobs", payload: { ...demoSpec(), name: `list-${i}` } })).json().id);
+    await db.prisma.job.update({ where: { id: ids[1] as string }, data: { status: "failed", error: "boom" } });
+
+    const all = (await app.inject({ url: "/api/v1/jobs?limit=3" })).json();
+    expect(all.items.map((j: { id: string }) => j.id)).toEqual([...ids].reverse());
+    const failed = (await app.inject({ url: "/api/v1/jobs?status=failed" })).json();
+    expect(failed.items.map((j: { id: string; error: string }) => [j.id, j.error])).toEqual([[ids[1], "boom"]]);
+  });
+
+  it("rejects a bad filter or limit naming the parameter", async () => {
+    const problem = expectProblem(await app.inject({ url: "/api/v1/jobs?status=exploded" }), 400);
+    expect(problem.errors?.[0]).toMatchObject({ in: "querystring", field: "/status" });
+    expect(expectProblem(await app.inject({ url: "/api/v1/jobs?limit=0" }), 400).errors?.[0]?.field).toBe("/limit");
+    expect(expectProblem(await app.inject({ url: "/api/v1/jobs?sort=name" }), 400).errors?.[0]?.field).toBe("/sort");
+  });
+
+  it("answers 404 for an unknown job and 400 for an id that is not a uuid", async () => {
+    expectProblem(await app.inject({ url: "/api/v1/jobs/00000000-0000-4000-8000-000000000000" }), 404);
+    expect(expectProblem(await app.inject({ url: "/api/v1/jobs/not-a-uuid" }), 400).errors?.[0]).toMatchObject({ in: "params", field: "/id" });
+    expectProblem(await app.inject({ url: "/api/v1/nothing-here" }), 404);
+  });
+});
+
+describe("GET /api/v1/jobs/:id/steps", () => {
+  it("returns columnar rows, non-finite values as null with the flag set, and pages", async () => {
+    const job = (await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() })).json();
+    await db.prisma.job.update({ where: { id: job.id }, data: { layerNames: ["a", "b"] } });
+    await insertSteps(
+      db.prisma,
+      job.id,
+      Array.from({ length: 5 }, (_, step) => ({
+        step,
+        loss: step === 3 ? Number.NaN : step,
+        gradNorm: step === 3 ? Number.POSITIVE_INFINITY : 10 + step,
+        layerNorms: [step, step === 3 ? Number.NaN : 1],
+        lr: 0.1,
+        nonFinite: step === 3,
+        stepMs: 2,
+      })),
+    );
+    const first = (await app.inject({ url: `/api/v1/jobs/${job.id}/steps?limit=4` })).json();
+    expect(first).toEqual({
+      jobId: job.id,
+      layerNames: ["a", "b"],
+      step: [0, 1, 2, 3],
+      loss: [0, 1, 2, null],
+      gradNorm: [10, 11, 12, null],
+      layerNorms: [[0, 1], [1, 1], [2, 1], [3, null]],
+      lr: [0.1, 0.1, 0.1, 0.1],
+      nonFinite: [false, false, false, true],
+      stepMs: [2, 2, 2, 2],
+      nextFrom: 4,
+    });
+    const rest = (await app.inject({ url: `/api/v1/jobs/${job.id}/steps?from=${first.nextFrom}` })).json();
+    expect(rest).toMatchObject({ step: [4], nextFrom: null });
+  });
+
+  it("answers 404 for an unknown job and 400 for a negative from", async () => {
+    expectProblem(await app.inject({ url: "/api/v1/jobs/00000000-0000-4000-8000-000000000000/steps" }), 404);
+    const job = (await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() })).json();
+    expect(expectProblem(await app.inject({ url: `/api/v1/jobs/${job.id}/steps?from=-1` }), 400).errors?.[0]?.field).toBe("/from");
+  });
+});
+
+describe("GET /api/v1/health", () => {
+  it("reports the database as reachable", async () => {
+    const response = await app.inject({ url: "/api/v1/health" });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: "ok", database: "ok" });
+  });
+});

@@ -1,0 +1,93 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { resolveBackend } from "../../trainer/backend.ts";
+import { parseJobSpec } from "../../trainer/spec.ts";
+import { prepareTraining, type StepRecord } from "../../trainer/train-loop.ts";
+import { silentLog } from "../helpers/database.ts";
+import { demoSpec } from "./fixtures.ts";
+
+const limits = { maxSteps: 100_000 };
+
+async function train(overrides: Record<string, unknown> = {}): Promise<StepRecord[]> {
+  const training = prepareTraining(parseJobSpec({ ...demoSpec(), ...overrides }, limits));
+  const records: StepRecord[] = [];
+  await training.run({ onStep: (r) => records.push(r) });
+  training.dispose();
+  return records;
+}
+
+describe("training loop", () => {
+  beforeAll(async () => {
+    await resolveBackend(undefined, silentLog);
+  });
+
+  it("reports one record per step, in order, with finite and consistent norms", async () => {
+    const records = await train({ steps: 50 });
+    expect(records.map((r) => r.step)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    for (const r of records) {
+      expect(r.nonFinite).toBe(false);
+      expect(r.layerNorms).toHaveLength(3);
+      expect(r.gradNorm).toBeGreaterThan(0);
+      // The global norm is the L2 norm of the per-layer norms.
+      expect(r.gradNorm).toBeCloseTo(Math.hypot(...r.layerNorms), 6);
+      expect(r.lr).toBe(0.1);
+      expect(r.stepMs).toBeGreaterThan(0);
+    }
+  });
+
+  it("learns: the loss of the last steps is well below the first", async () => {
+    const records = await train({ steps: 300, optimizer: { type: "adam", learningRate: 0.01 } });
+    const mean = (rs: StepRecord[]) => rs.reduce((s, r) => s + r.loss, 0) / rs.length;
+    expect(mean(records.slice(-20))).toBeLessThan(0.7 * mean(records.slice(0, 20)));
+  });
+
+  it("is deterministic: same spec and seed give the same steps; another seed does not", async () => {
+    const strip = (rs: StepRecord[]) => rs.map(({ stepMs: _, ...rest }) => rest);
+    const a = strip(await train({ steps: 30 }));
+    expect(strip(await train({ steps: 30 }))).toEqual(a);
+    expect(strip(await train({ steps: 30, seed: 2 }))[0]?.gradNorm).not.toBe(a[0]?.gradNorm);
+  });
+
+  it("leaks no tensors: the count after step 10 equals the count after step 1000", async () => {
+    const training = prepareTraining(parseJobSpec({ ...demoSpec(), steps: 1000 }, limits));
+    const counts = new Map<number, number>();
+    await training.run({
+      onStep: (r) => {
+        if (r.step === 10 || r.step === 999) counts.set(r.step, tf.memory().numTensors);
+      },
+    });
+    training.dispose();
+    expect(counts.get(999)).toBe(counts.get(10));
+  });
+
+  it("changes the weights at every step", async () => {
+    const training = prepareTraining(parseJobSpec({ ...demoSpec(), steps: 3 }, limits));
+    const snapshots = [training.readWeights()];
+    await training.run({ onStep: () => snapshots.push(training.readWeights()) });
+    training.dispose();
+    expect(snapshots).toHaveLength(4);
+    for (let i = 1; i < snapshots.length; i++) {
+      for (const [v, values] of (snapshots[i] ?? []).entries()) {
+        expect(values, `variable ${v} at step ${i - 1}`).not.toEqual(snapshots[i - 1]?.[v]);
+      }
+    }
+  });
+
+  it("stops cleanly after the current step when asked", async () => {
+    const training = prepareTraining(parseJobSpec(demoSpec(), limits));
+    let seen = 0;
+    const summary = await training.run({ onStep: () => seen++, shouldStop: () => seen >= 5 });
+    expect(summary).toMatchObject({ stepsRun: 5, stopped: true });
+    training.dispose();
+  });
+
+  it("shows an exploding learning rate in the norms, as non-finite values, without crashing", async () => {
+    // MSE on a linear output with SGD at lr 20: the norm grows ~10x a step until it overflows.
+    const records = await train({ steps: 60, loss: "meanSquaredError", optimizer: { type: "sgd", learningRate: 20 } });
+    expect(records).toHaveLength(60);
+    expect(records[5]?.gradNorm).toBeGreaterThan(1e3 * (records[0]?.gradNorm ?? 0));
+    const firstBad = records.find((r) => r.nonFinite);
+    expect(firstBad).toBeDefined();
+    expect(Number.isFinite(firstBad?.loss) && Number.isFinite(firstBad?.gradNorm)).toBe(false);
+  });
+});
