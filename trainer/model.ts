@@ -2,7 +2,8 @@
 // same spec and seed start from the same weights.
 import type * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { type JobSpec, type LayerSpec, layerNames } from "./spec.ts";
+import { type LayerSpec, layerNames } from "./model-spec.ts";
+import type { JobSpec } from "./spec.ts";
 
 export interface BuiltModel {
   model: tfl.Sequential;
@@ -31,7 +32,7 @@ function layerSeed(jobSeed: number, layerIndex: number): number {
 }
 
 export function buildModel(spec: JobSpec): BuiltModel {
-  const names = layerNames(spec);
+  const names = layerNames(spec.model);
   const layers = spec.model.layers.map((layer, index) =>
     tfl.layers.dense({
       units: layer.units,

@@ -5,41 +5,8 @@
 import Type, { type Static } from "typebox";
 import Value from "typebox/value";
 import { datasetShape } from "./data/datasets.ts";
-
-export const ACTIVATIONS = ["linear", "relu", "relu6", "elu", "selu", "tanh", "sigmoid", "softplus", "softsign", "swish", "gelu"] as const;
-export const INITIALIZERS = ["glorotUniform", "glorotNormal", "heUniform", "heNormal", "leCunUniform", "leCunNormal", "zeros", "ones"] as const;
-
-const LayerName = Type.String({ pattern: "^[A-Za-z][A-Za-z0-9_]{0,63}$", description: "Unique layer name; default `<type>_<index>`" });
-
-export const DenseLayerSchema = Type.Object(
-  {
-    type: Type.Literal("dense"),
-    units: Type.Integer({ minimum: 1, maximum: 65536 }),
-    activation: Type.Optional(Type.Enum(ACTIVATIONS, { default: "linear" })),
-    useBias: Type.Optional(Type.Boolean({ default: true })),
-    kernelInitializer: Type.Optional(Type.Enum(INITIALIZERS, { default: "glorotUniform" })),
-    inputShape: Type.Optional(
-      Type.Array(Type.Integer({ minimum: 1, maximum: 65536 }), { minItems: 1, maxItems: 4, description: "First layer only" }),
-    ),
-    name: Type.Optional(LayerName),
-  },
-  { additionalProperties: false },
-);
-
-export const LayerSchema = DenseLayerSchema;
-
-export const SpiralsDataSchema = Type.Object(
-  {
-    kind: Type.Literal("spirals"),
-    size: Type.Integer({ minimum: 8, maximum: 1_000_000, description: "Number of examples" }),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 0 })),
-    classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 10, default: 2, description: "Number of spiral arms" })),
-    noise: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: "Std of Gaussian noise on points" })),
-  },
-  { additionalProperties: false },
-);
-
-export const DataSchema = SpiralsDataSchema;
+import { DataSchema } from "./data/spec.ts";
+import { checkModelSpec, ModelSchema } from "./model-spec.ts";
 
 export const OptimizerSchema = Type.Object(
   {
@@ -52,7 +19,7 @@ export const OptimizerSchema = Type.Object(
 export const JobSpecSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
-    model: Type.Object({ layers: Type.Array(LayerSchema, { minItems: 1, maxItems: 256 }) }, { additionalProperties: false }),
+    model: ModelSchema,
     data: DataSchema,
     loss: Type.Enum(["softmaxCrossEntropy", "meanSquaredError"], { description: "softmaxCrossEntropy expects logits (a linear last layer)" }),
     optimizer: OptimizerSchema,
@@ -63,8 +30,6 @@ export const JobSpecSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type LayerSpec = Static<typeof LayerSchema>;
-export type DataSpec = Static<typeof DataSchema>;
 /** A spec with every default filled in: what the trainer runs and what the job stores. */
 export type JobSpec = Static<typeof JobSpecSchema> & { seed: number; data: { seed: number; classes: number; noise: number } };
 
@@ -105,45 +70,12 @@ export function parseJobSpec(input: unknown, limits: SpecLimits): JobSpec {
 /** The rules a schema cannot express. Empty when the spec can run. */
 export function checkJobSpec(spec: JobSpec, limits: SpecLimits): SpecProblem[] {
   const problems: SpecProblem[] = [];
-  const { layers } = spec.model;
-  const shape = datasetShape(spec.data);
-
   if (spec.steps > limits.maxSteps) {
     problems.push({ field: "/steps", message: `must be at most ${limits.maxSteps} (the cap set by GRADGUARD_MAX_STEPS)` });
   }
-  const first = layers[0];
-  if (first && !first.inputShape) {
-    problems.push({ field: "/model/layers/0/inputShape", message: `is required on the first layer (the ${spec.data.kind} data has shape [${shape.features}])` });
-  } else if (first?.inputShape && (first.inputShape.length !== 1 || first.inputShape[0] !== shape.features)) {
-    problems.push({ field: "/model/layers/0/inputShape", message: `must be [${shape.features}] to match the ${spec.data.kind} data` });
-  }
-  layers.forEach((layer, index) => {
-    if (index > 0 && layer.inputShape) {
-      problems.push({ field: `/model/layers/${index}/inputShape`, message: "is only allowed on the first layer" });
-    }
-  });
-  const names = layerNames(spec);
-  names.forEach((name, index) => {
-    if (names.indexOf(name) !== index) problems.push({ field: `/model/layers/${index}/name`, message: `duplicates the name "${name}"` });
-  });
-  const lastIndex = layers.length - 1;
-  const last = layers[lastIndex];
-  if (last && last.units !== shape.targets) {
-    problems.push({
-      field: `/model/layers/${lastIndex}/units`,
-      message: `must be ${shape.targets}: the ${spec.data.kind} data has ${shape.targets} targets (data.classes)`,
-    });
-  }
-  if (spec.loss === "softmaxCrossEntropy" && last?.activation && last.activation !== "linear") {
-    problems.push({ field: `/model/layers/${lastIndex}/activation`, message: "must be linear: softmaxCrossEntropy applies the softmax itself" });
-  }
+  problems.push(...checkModelSpec(spec.model, { kind: spec.data.kind, ...datasetShape(spec.data) }, spec.loss === "softmaxCrossEntropy"));
   if (spec.batchSize > spec.data.size) {
     problems.push({ field: "/batchSize", message: `must be at most data.size (${spec.data.size})` });
   }
   return problems;
-}
-
-/** Layer names in model order: the user's, or `<type>_<index>`. Step.layerNorms follows this order. */
-export function layerNames(spec: Pick<JobSpec, "model">): string[] {
-  return spec.model.layers.map((layer, index) => layer.name ?? `${layer.type}_${index}`);
 }

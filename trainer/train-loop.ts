@@ -103,17 +103,23 @@ class BatchSampler {
 
   next(): Batch {
     const { data, batchSize } = this;
-    const x = new Float32Array(batchSize * data.features);
-    const y = new Float32Array(batchSize * data.targets);
+    const xSize = size(data.featureShape);
+    const ySize = size(data.targetShape);
+    const x = new Float32Array(batchSize * xSize);
+    const y = new Float32Array(batchSize * ySize);
     for (let row = 0; row < batchSize; row++) {
       if (this.cursor === this.order.length) {
         this.order = permutation(data.examples, this.random);
         this.cursor = 0;
       }
       const example = this.order[this.cursor++] as number;
-      x.set(data.x.subarray(example * data.features, (example + 1) * data.features), row * data.features);
-      y.set(data.y.subarray(example * data.targets, (example + 1) * data.targets), row * data.targets);
+      x.set(data.x.subarray(example * xSize, (example + 1) * xSize), row * xSize);
+      y.set(data.y.subarray(example * ySize, (example + 1) * ySize), row * ySize);
     }
-    return { x: tf.tensor2d(x, [batchSize, data.features]), y: tf.tensor2d(y, [batchSize, data.targets]) };
+    return { x: tf.tensor(x, [batchSize, ...data.featureShape]), y: tf.tensor(y, [batchSize, ...data.targetShape]) };
   }
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
 }

@@ -15,8 +15,8 @@ export interface StepContext {
 }
 
 export interface Batch {
-  x: tf.Tensor2D;
-  y: tf.Tensor2D;
+  x: tf.Tensor;
+  y: tf.Tensor;
 }
 
 export interface GradientMeasurement {

@@ -11,7 +11,7 @@ describe("spirals", () => {
 
   it("has one-hot targets, balanced classes and points in the unit disc", () => {
     const data = spirals(600, 3, 0.05, 1);
-    expect(data).toMatchObject({ examples: 600, features: 2, targets: 3 });
+    expect(data).toMatchObject({ examples: 600, featureShape: [2], targetShape: [3] });
     const counts = [0, 0, 0];
     for (let i = 0; i < data.examples; i++) {
       const row = Array.from(data.y.subarray(i * 3, i * 3 + 3));

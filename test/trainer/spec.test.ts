@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { InvalidSpecError, layerNames, parseJobSpec } from "../../trainer/spec.ts";
+import { layerNames } from "../../trainer/model-spec.ts";
+import { InvalidSpecError, parseJobSpec } from "../../trainer/spec.ts";
 import { demoSpec } from "./fixtures.ts";
 
 const limits = { maxSteps: 10_000 };
@@ -26,7 +27,7 @@ describe("job spec", () => {
     expect(spec.model.layers[0]).toEqual({ type: "dense", units: 32, activation: "relu", inputShape: [2], useBias: true, kernelInitializer: "glorotUniform" });
     expect(spec.model.layers[2]?.activation).toBe("linear");
     expect(spec.data).toEqual({ kind: "spirals", size: 2048, seed: 1, classes: 2, noise: 0.1 });
-    expect(layerNames(spec)).toEqual(["dense_0", "dense_1", "dense_2"]);
+    expect(layerNames(spec.model)).toEqual(["dense_0", "dense_1", "dense_2"]);
   });
 
   it.each([

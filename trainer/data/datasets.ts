@@ -1,27 +1,28 @@
 // Deterministic dataset generators. A dataset is plain typed arrays (row-major), so it can be
 // built, checked and batched without tfjs; the training loop turns batches into tensors.
 import { createRandom } from "../random.ts";
-import type { DataSpec } from "../spec.ts";
-
-export interface Dataset {
-  /** examples × features, row-major. */
-  x: Float32Array;
-  /** examples × targets, row-major (one-hot for classification). */
-  y: Float32Array;
-  examples: number;
-  features: number;
-  targets: number;
-}
+import type { DataSpec } from "./spec.ts";
 
 export interface DatasetShape {
-  features: number;
-  targets: number;
+  /** Shape of one example's input, e.g. [2] for points or [50, 2] for sequences. */
+  featureShape: number[];
+  /** Shape of one example's target, e.g. [3] for one-hot over three classes. */
+  targetShape: number[];
 }
 
+export interface Dataset extends DatasetShape {
+  /** Inputs, example after example (row-major over featureShape). */
+  x: Float32Array;
+  /** Targets, example after example (row-major over targetShape). */
+  y: Float32Array;
+  examples: number;
+}
+
+/** The shapes a data spec produces, known without generating it. */
 export function datasetShape(spec: DataSpec): DatasetShape {
   switch (spec.kind) {
     case "spirals":
-      return { features: 2, targets: spec.classes ?? 2 };
+      return { featureShape: [2], targetShape: [spec.classes ?? 2] };
   }
 }
 
@@ -49,5 +50,5 @@ export function spirals(size: number, classes: number, noise: number, seed: numb
     x[i * 2 + 1] = radius * Math.cos(angle);
     y[i * classes + cls] = 1;
   }
-  return { x, y, examples: size, features: 2, targets: classes };
+  return { x, y, examples: size, featureShape: [2], targetShape: [classes] };
 }
