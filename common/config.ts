@@ -35,6 +35,18 @@ export const EnvSchema = Type.Object({
     default: 1,
     description: "Jobs trained at once by the in-process worker; 0 runs no worker",
   }),
+  GRADGUARD_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 3,
+    description: "Times a job is started before a crashing trainer marks it failed",
+  }),
+  GRADGUARD_LEASE_MS: Type.Integer({
+    minimum: 1_000,
+    maximum: 3_600_000,
+    default: 30_000,
+    description: "A running job whose worker sent no heartbeat for this long (ms) is taken over",
+  }),
   GRADGUARD_POLL_MS: Type.Integer({
     minimum: 10,
     maximum: 60_000,
@@ -56,6 +68,8 @@ export interface Config {
   backend: BackendName | undefined;
   maxSteps: number;
   workerConcurrency: number;
+  maxAttempts: number;
+  leaseMs: number;
   pollMs: number;
 }
 
@@ -93,6 +107,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     backend: e.GRADGUARD_BACKEND,
     maxSteps: e.GRADGUARD_MAX_STEPS,
     workerConcurrency: e.GRADGUARD_WORKER_CONCURRENCY,
+    maxAttempts: e.GRADGUARD_MAX_ATTEMPTS,
+    leaseMs: e.GRADGUARD_LEASE_MS,
     pollMs: e.GRADGUARD_POLL_MS,
   };
 }
@@ -121,6 +137,8 @@ export function configToEnv(config: Config): Record<string, string> {
     LOG_FORMAT: config.logFormat,
     GRADGUARD_MAX_STEPS: String(config.maxSteps),
     GRADGUARD_WORKER_CONCURRENCY: String(config.workerConcurrency),
+    GRADGUARD_MAX_ATTEMPTS: String(config.maxAttempts),
+    GRADGUARD_LEASE_MS: String(config.leaseMs),
     GRADGUARD_POLL_MS: String(config.pollMs),
   };
   if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;

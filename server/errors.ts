@@ -45,6 +45,12 @@ export class NotFoundProblem extends HttpProblem {
   }
 }
 
+export class ConflictProblem extends HttpProblem {
+  constructor(detail: string) {
+    super(409, "Conflict", detail, "urn:gradguard:problem:invalid-state");
+  }
+}
+
 export class InvalidRequestProblem extends HttpProblem {
   constructor(detail: string, errors: FieldProblem[], type = "urn:gradguard:problem:invalid-request") {
     super(400, "Invalid request", detail, type, errors);
@@ -55,6 +61,7 @@ const STATUS_TITLES: Record<number, string> = {
   400: "Bad Request",
   404: "Not Found",
   405: "Method Not Allowed",
+  409: "Conflict",
   406: "Not Acceptable",
   413: "Content Too Large",
   415: "Unsupported Media Type",

@@ -8,6 +8,41 @@ import "@tensorflow/tfjs-backend-wasm";
 import type { BackendName } from "../common/config.ts";
 import type { Logger } from "../common/logger.ts";
 
+/**
+ * Kernels tfjs-backend-wasm 4.22 lacks (conv filter and embedding gradients) or gets wrong
+ * (MaxPoolGrad on all-negative windows) are run by the cpu backend's instead: inputs copied out
+ * of wasm memory, the cpu kernel run, the result copied back.
+ */
+function borrowCpuKernels(backendName: string, kernelNames: string[]): void {
+  for (const kernelName of kernelNames) {
+    const cpuKernel = tf.getKernel(kernelName, "cpu");
+    if (!cpuKernel) continue;
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({
+      kernelName,
+      backendName,
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const wasm = backend as tf.KernelBackend & {
+          makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+          typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
+        };
+        const cpu = tf.engine().findBackend("cpu");
+        const cpuInputs: tf.NamedTensorInfoMap = {};
+        for (const [name, info] of Object.entries(inputs)) {
+          if (info) cpuInputs[name] = { ...info, dataId: cpu.write(wasm.readSync(info.dataId) as tf.TypedArray, info.shape, info.dtype) };
+        }
+        const output = cpuKernel.kernelFunc({ inputs: cpuInputs, attrs, backend: cpu }) as tf.TensorInfo;
+        const values = cpu.readSync(output.dataId) as tf.TypedArray;
+        for (const info of [...Object.values(cpuInputs), output]) if (info) cpu.disposeData(info.dataId, true);
+        const result = wasm.makeOutput(output.shape, output.dtype);
+        wasm.typedArrayFromHeap(result).set(values);
+        return result;
+      },
+    });
+  }
+}
+borrowCpuKernels("wasm", ["Conv2DBackpropFilter", "UnsortedSegmentSum", "MaxPoolGrad"]);
+
 interface Candidate {
   name: BackendName;
   /** The tfjs backend it registers. */

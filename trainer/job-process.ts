@@ -6,6 +6,8 @@ import { ConfigError, loadConfig } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { createPrismaClient, type PrismaClient } from "../prisma/client.ts";
 import { resolveBackend } from "./backend.ts";
+import { watchForCancel } from "./job-control.ts";
+import { deleteCheckpointsAfter, loadCheckpoints, saveCheckpoint } from "./checkpoint-store.ts";
 import { parseJobSpec } from "./spec.ts";
 import { StepWriter } from "./step-writer.ts";
 import { prepareTraining } from "./train-loop.ts";
@@ -32,7 +34,7 @@ async function main(): Promise<number> {
   const log = createLogger(config, "trainer").child({ jobId, attempt });
   const prisma = createPrismaClient(config.databaseUrl, { maxConnections: 2 });
   try {
-    return await runJob(prisma, jobId, attempt, config, log);
+    return await runJob(prisma, config.databaseUrl, jobId, attempt, config, log);
   } finally {
     await prisma.$disconnect();
   }
@@ -40,6 +42,7 @@ async function main(): Promise<number> {
 
 async function runJob(
   prisma: PrismaClient,
+  databaseUrl: string,
   jobId: string,
   attempt: number,
   config: ReturnType<typeof loadConfig>,
@@ -56,32 +59,60 @@ async function runJob(
   // The worker is gone (killed, crashed): hand the job back instead of training unsupervised.
   process.on("disconnect", () => requestStop("worker disconnected"));
 
+  const control = await watchForCancel(databaseUrl, { jobId, attempt }, log, (status) => requestStop(`job is now ${status}`));
   try {
     const job = await prisma.job.findUnique({ where: { id: jobId } });
     if (!job) throw new Error(`job ${jobId} does not exist`);
     const spec = parseJobSpec(job.spec, config);
     const backend = await resolveBackend(config.backend, log);
     const training = prepareTraining(spec);
-    // No checkpoints yet: every attempt starts from step 0, so earlier rows are replaced.
+    const checkpoints = await loadCheckpoints(prisma, jobId);
+    await training.restore(checkpoints);
+    const resumeAt = checkpoints.at(-1)?.step ?? 0;
+    // Steps past the checkpoint are trained again (identically): drop the old rows. Events are
+    // kept; the same events come again and are not inserted twice (see insertSteps).
     await prisma.$transaction([
-      prisma.step.deleteMany({ where: { jobId } }),
-      prisma.job.updateMany({ where: fence, data: { backend, layerNames: training.layerNames, lastStep: null } }),
+      prisma.step.deleteMany({ where: { jobId, step: { gte: resumeAt } } }),
+      prisma.job.updateMany({ where: fence, data: { backend, layerNames: training.layerNames, lastStep: resumeAt > 0 ? resumeAt - 1 : null } }),
     ]);
-    log.info({ backend, steps: spec.steps, layers: training.layerNames.length }, "training started");
+    log.info({ backend, steps: spec.steps, resumeAt, layers: training.layerNames.length }, resumeAt > 0 ? "training resumed from a checkpoint" : "training started");
 
     const writer = new StepWriter(prisma, jobId, log);
-    const summary = await training.run({ onStep: (record) => writer.push(record), shouldStop: () => stopRequested });
+    let checkpointsSaved: Promise<void> = Promise.resolve();
+    const summary = await training.run({
+      onStep: (record) => writer.push(record),
+      onEvent: (event) => writer.pushEvent(event),
+      // Saved in the background, one after another: the next step does not wait for it.
+      onCheckpoint: (taken) => {
+        checkpointsSaved = checkpointsSaved.then(() =>
+          saveCheckpoint(prisma, jobId, taken, spec.checkpoint.keep).catch((error: unknown) => {
+            log.error({ err: error, step: taken.step }, "saving a checkpoint failed; training goes on");
+            writer.pushEvent({ step: taken.step - 1, kind: "checkpointFailed", severity: "warning", message: `checkpoint of step ${taken.step} could not be saved: ${String(error)}`, detail: {} });
+          }),
+        );
+      },
+      onCheckpointsDiscarded: (step) => {
+        checkpointsSaved = checkpointsSaved.then(() => deleteCheckpointsAfter(prisma, jobId, step));
+      },
+      shouldStop: () => stopRequested,
+    });
     training.dispose();
+    await checkpointsSaved;
     await writer.close();
     if (writer.droppedRows > 0) throw new Error(`${writer.droppedRows} step rows were lost while the database was unreachable`);
 
+    if (summary.diverged !== null) {
+      await prisma.job.updateMany({ where: fence, data: { status: "diverged", error: summary.diverged, finishedAt: new Date(), workerId: null } });
+      log.warn({ stepsRun: summary.stepsRun, reason: summary.diverged }, "training stopped: diverged");
+      return 0;
+    }
     if (summary.stopped) {
-      await prisma.job.updateMany({ where: fence, data: { status: "queued", workerId: null, error: "interrupted by a shutdown; will run again" } });
+      await prisma.job.updateMany({ where: fence, data: { status: "queued", workerId: null, error: "interrupted; will resume from its last checkpoint" } });
       log.info({ stepsRun: summary.stepsRun }, "training interrupted; job returned to the queue");
       return EXIT_INTERRUPTED;
     }
     await prisma.job.updateMany({ where: fence, data: { status: "succeeded", finishedAt: new Date(), workerId: null } });
-    log.info({ stepsRun: summary.stepsRun, finalLoss: summary.finalLoss }, "training succeeded");
+    log.info({ stepsRun: summary.stepsRun, finalLoss: summary.finalLoss, finalValLoss: summary.finalValLoss }, "training succeeded");
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
@@ -90,6 +121,8 @@ async function runJob(
       .updateMany({ where: fence, data: { status: "failed", error: message, finishedAt: new Date(), workerId: null } })
       .catch((updateError: unknown) => log.error({ err: updateError }, "could not record the failure"));
     return 1;
+  } finally {
+    await control.close();
   }
 }
 

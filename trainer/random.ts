@@ -8,6 +8,8 @@ export interface Random {
   normal(): number;
   /** Uniform integer in [0, n). */
   int(n: number): number;
+  /** The generator's state: createRandom(state) continues exactly from here. */
+  state(): number;
 }
 
 export function createRandom(seed: number): Random {
@@ -26,6 +28,7 @@ export function createRandom(seed: number): Random {
       return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
     },
     int: (n) => Math.floor(next() * n),
+    state: () => state,
   };
 }
 

@@ -4,14 +4,25 @@
 // configured caps). A spec is data only: it names layers and generators, never code or paths.
 import Type, { type Static } from "typebox";
 import Value from "typebox/value";
-import { datasetShape } from "./data/datasets.ts";
+import { checkDataSpec, datasetShape } from "./data/datasets.ts";
 import { DataSchema } from "./data/spec.ts";
+import { FaultsSchema } from "./faults.ts";
 import { checkModelSpec, ModelSchema } from "./model-spec.ts";
+import { OptimizerSchema } from "./optimizer.ts";
+import { DEFAULT_POLICY, InvalidWatchdogConfigError, resolveWatchdogConfig, WatchdogSpecSchema } from "./watchdog/index.ts";
 
-export const OptimizerSchema = Type.Object(
+export const CheckpointSchema = Type.Object(
   {
-    type: Type.Enum(["sgd", "adam"]),
-    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1000 }),
+    everySteps: Type.Optional(Type.Integer({ minimum: 1, default: 100, description: "Steps between checkpoints" })),
+    keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 3, description: "Checkpoints kept per job (older ones are deleted)" })),
+  },
+  { additionalProperties: false },
+);
+
+export const ValidationSchema = Type.Object(
+  {
+    fraction: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: 0.1, description: "Share of the data held out; 0: no validation" })),
+    everySteps: Type.Optional(Type.Integer({ minimum: 1, default: 50, description: "Steps between validation losses (and the last step)" })),
   },
   { additionalProperties: false },
 );
@@ -24,17 +35,33 @@ export const JobSpecSchema = Type.Object(
     loss: Type.Enum(["softmaxCrossEntropy", "meanSquaredError"], { description: "softmaxCrossEntropy expects logits (a linear last layer)" }),
     optimizer: OptimizerSchema,
     batchSize: Type.Integer({ minimum: 1, maximum: 65536 }),
-    steps: Type.Integer({ minimum: 1, description: "Training steps; capped by GRADGUARD_MAX_STEPS" }),
+    steps: Type.Optional(Type.Integer({ minimum: 1, description: "Training steps; capped by GRADGUARD_MAX_STEPS. Give steps or epochs" })),
+    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Passes over the training data; sets steps" })),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 0, description: "Seeds weights and batch order" })),
+    validation: Type.Optional(ValidationSchema),
+    checkpoint: Type.Optional(CheckpointSchema),
+    faults: Type.Optional(FaultsSchema),
+    watchdog: Type.Optional(WatchdogSpecSchema),
   },
   { additionalProperties: false },
 );
 
-/** A spec with every default filled in: what the trainer runs and what the job stores. */
-export type JobSpec = Static<typeof JobSpecSchema> & { seed: number; data: { seed: number; classes: number; noise: number } };
+/**
+ * A spec with every default filled in and `steps` resolved (from `epochs` when given): what the
+ * trainer runs and what the job stores.
+ */
+export type JobSpec = Static<typeof JobSpecSchema> & {
+  steps: number;
+  seed: number;
+  data: { seed: number };
+  validation: { fraction: number; everySteps: number };
+  checkpoint: { everySteps: number; keep: number };
+};
 
 export interface SpecLimits {
   maxSteps: number;
+  /** Most weights (trainable or not) a model may have; default 50,000,000 (DEFAULT_MAX_PARAMETERS). */
+  maxParameters?: number;
 }
 
 /** A rule a spec breaks: the JSON pointer of the field and what is wrong with it. */
@@ -50,9 +77,23 @@ export class InvalidSpecError extends Error {
   }
 }
 
-/** Fills in defaults; call after the structure is known to be valid. */
-export function withDefaults(spec: Static<typeof JobSpecSchema>): JobSpec {
-  return Value.Default(JobSpecSchema, Value.Clone(spec)) as JobSpec;
+/** Fills in defaults and resolves `epochs` into `steps`; call after the structure is valid. */
+export function withDefaults(input: Static<typeof JobSpecSchema>): JobSpec {
+  const spec = Value.Default(JobSpecSchema, Value.Clone(input)) as Static<typeof JobSpecSchema>;
+  spec.validation = { fraction: 0.1, everySteps: 50, ...spec.validation };
+  spec.checkpoint = { everySteps: 100, keep: 3, ...spec.checkpoint };
+  // The stored spec names the policy that guarded the job, even when the user left it out.
+  spec.watchdog = { policy: DEFAULT_POLICY, ...spec.watchdog };
+  if (spec.epochs !== undefined && spec.steps === undefined) spec.steps = stepsForEpochs(spec as JobSpec, spec.epochs);
+  return spec as JobSpec;
+}
+
+function trainingExamples(spec: JobSpec): number {
+  return Math.floor(spec.data.size * (1 - spec.validation.fraction));
+}
+
+function stepsForEpochs(spec: JobSpec, epochs: number): number {
+  return Math.ceil(trainingExamples(spec) / spec.batchSize) * epochs;
 }
 
 /** Structure, then the rules across fields; throws InvalidSpecError naming every bad field. */
@@ -70,12 +111,31 @@ export function parseJobSpec(input: unknown, limits: SpecLimits): JobSpec {
 /** The rules a schema cannot express. Empty when the spec can run. */
 export function checkJobSpec(spec: JobSpec, limits: SpecLimits): SpecProblem[] {
   const problems: SpecProblem[] = [];
-  if (spec.steps > limits.maxSteps) {
+  if (spec.steps === undefined) {
+    problems.push({ field: "/steps", message: "is required (or give epochs)" });
+  } else if (spec.epochs !== undefined && spec.steps !== stepsForEpochs(spec, spec.epochs)) {
+    problems.push({ field: "/epochs", message: "give steps or epochs, not both" });
+  } else if (spec.steps > limits.maxSteps) {
     problems.push({ field: "/steps", message: `must be at most ${limits.maxSteps} (the cap set by GRADGUARD_MAX_STEPS)` });
   }
-  problems.push(...checkModelSpec(spec.model, { kind: spec.data.kind, ...datasetShape(spec.data) }, spec.loss === "softmaxCrossEntropy"));
-  if (spec.batchSize > spec.data.size) {
-    problems.push({ field: "/batchSize", message: `must be at most data.size (${spec.data.size})` });
+  problems.push(...checkDataSpec(spec.data));
+  problems.push(
+    ...checkModelSpec(spec.model, { kind: spec.data.kind, ...datasetShape(spec.data) }, spec.loss === "softmaxCrossEntropy", { maxParameters: limits.maxParameters }),
+  );
+  const trainExamples = trainingExamples(spec);
+  if (spec.batchSize > trainExamples) {
+    problems.push({ field: "/batchSize", message: `must be at most the ${trainExamples} training examples (data.size less the validation share)` });
   }
+  // The preset merged with the overrides must make sense together.
+  try {
+    resolveWatchdogConfig(spec.watchdog);
+  } catch (error) {
+    if (!(error instanceof InvalidWatchdogConfigError)) throw error;
+    for (const problem of error.problems) problems.push({ field: `/watchdog${problem.field}`, message: problem.message });
+  }
+  spec.faults?.forEach((fault, index) => {
+    if (fault.step >= spec.steps) problems.push({ field: `/faults/${index}/step`, message: `must be below steps (${spec.steps}): the fault would never strike` });
+  });
   return problems;
 }
+

@@ -1,10 +1,11 @@
-// Batches step rows into Postgres without ever blocking the training step: `push` only buffers;
-// flushes run in the background, one multi-row INSERT each, idempotent on (jobId, step), so a
-// retried flush never duplicates a row. If the database is unreachable the rows wait in memory
-// and are retried; past `maxBuffered` the oldest are dropped and that is logged as an error.
+// Batches step rows (and the events between them) into Postgres without ever blocking the
+// training step: `push` only buffers; flushes run in the background, one multi-row INSERT
+// each, idempotent on (jobId, step), so a retried flush never duplicates a row. If the
+// database is unreachable the rows wait in memory and are retried; past `maxBuffered` the
+// oldest are dropped and that is logged as an error.
 import type { Logger } from "../common/logger.ts";
 import type { PrismaClient } from "../prisma/client.ts";
-import type { StepRecord } from "./train-loop.ts";
+import type { StepRecord, TrainingEvent } from "./train-loop.ts";
 
 export interface StepWriterOptions {
   /** Rows per INSERT, and the buffer size that triggers a flush; default 256. */
@@ -19,6 +20,8 @@ export interface StepWriterOptions {
 
 export class StepWriter {
   private buffer: StepRecord[] = [];
+  /** Events wait for the row of their step, so a reader never sees an event ahead of its step. */
+  private events: TrainingEvent[] = [];
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -43,6 +46,10 @@ export class StepWriter {
   /** Rows dropped because the buffer overflowed while the database was unreachable. */
   get droppedRows(): number {
     return this.dropped;
+  }
+
+  pushEvent(event: TrainingEvent): void {
+    this.events.push(event);
   }
 
   push(record: StepRecord): void {
@@ -81,8 +88,11 @@ export class StepWriter {
 
   private async flushOnce(): Promise<void> {
     const rows = this.buffer.slice(0, this.batchSize);
+    const lastStep = rows.at(-1)?.step ?? -1;
+    const events = this.events.filter((event) => event.step <= lastStep);
     try {
-      await insertSteps(this.prisma, this.jobId, rows);
+      await insertSteps(this.prisma, this.jobId, rows, events);
+      this.events = this.events.filter((event) => !events.includes(event));
       // Not splice(0, n): an overflow during the write may already have dropped some of them.
       const written = new Set(rows);
       this.buffer = this.buffer.filter((row) => !written.has(row));
@@ -101,30 +111,53 @@ export class StepWriter {
  * One INSERT for many rows: columns travel as arrays and unnest() turns them back into rows.
  * layerNorms are sent as array literals ("{0.1,NaN}") because unnest flattens 2-D arrays.
  */
-export async function insertSteps(prisma: PrismaClient, jobId: string, rows: StepRecord[]): Promise<void> {
+export async function insertSteps(prisma: PrismaClient, jobId: string, rows: StepRecord[], events: TrainingEvent[] = []): Promise<void> {
   if (rows.length === 0) return;
   const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
-  await prisma.$transaction([
+  const floats = (pick: (row: StepRecord) => number | null) => rows.map((row) => floatText(pick(row)));
+  const statements = [
     prisma.$executeRaw`
-      INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs")
-      SELECT ${jobId}::uuid, t.step, t.loss, t.grad_norm, t.layer_norms::float8[], t.lr, t.non_finite, t.step_ms
+      INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs",
+                          "weightNorm", "updateRatio", "gradNormAfter", "clipCoef", "action", "valLoss")
+      SELECT ${jobId}::uuid, t.step, t.loss, t.grad_norm, t.layer_norms::float8[], t.lr, t.non_finite, t.step_ms,
+             t.weight_norm, t.update_ratio, t.grad_norm_after, t.clip_coef, t.action, t.val_loss
       FROM unnest(
         ${rows.map((r) => r.step)}::int[],
-        ${rows.map((r) => floatText(r.loss))}::float8[],
-        ${rows.map((r) => floatText(r.gradNorm))}::float8[],
+        ${floats((r) => r.loss)}::float8[],
+        ${floats((r) => r.gradNorm)}::float8[],
         ${rows.map((r) => `{${r.layerNorms.map(floatText).join(",")}}`)}::text[],
-        ${rows.map((r) => floatText(r.lr))}::float8[],
+        ${floats((r) => r.lr)}::float8[],
         ${rows.map((r) => r.nonFinite)}::bool[],
-        ${rows.map((r) => floatText(r.stepMs))}::float8[]
-      ) AS t(step, loss, grad_norm, layer_norms, lr, non_finite, step_ms)
+        ${floats((r) => r.stepMs)}::float8[],
+        ${floats((r) => r.weightNorm)}::float8[],
+        ${floats((r) => r.updateRatio)}::float8[],
+        ${floats((r) => r.gradNormAfter)}::float8[],
+        ${floats((r) => r.clipCoef)}::float8[],
+        ${rows.map((r) => r.action)}::text[],
+        ${floats((r) => r.valLoss)}::float8[]
+      ) AS t(step, loss, grad_norm, layer_norms, lr, non_finite, step_ms, weight_norm, update_ratio, grad_norm_after, clip_coef, action, val_loss)
       ON CONFLICT ("jobId", "step") DO NOTHING`,
     prisma.$executeRaw`
       UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid`,
-  ]);
+  ];
+  if (events.length > 0) {
+    // Idempotent like the steps: an event is identified by its step, kind and message.
+    statements.push(prisma.$executeRaw`
+      INSERT INTO "Event" ("jobId", "step", "kind", "severity", "message", "detail")
+      SELECT ${jobId}::uuid, e.step, e.kind, e.severity::"EventSeverity", e.message, e.detail::jsonb
+      FROM unnest(${events.map((e) => e.step)}::int[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => e.severity)}::text[],
+                  ${events.map((e) => e.message)}::text[], ${events.map((e) => JSON.stringify(e.detail))}::text[])
+           AS e(step, kind, severity, message, detail)
+      WHERE NOT EXISTS (SELECT 1 FROM "Event" x WHERE x."jobId" = ${jobId}::uuid AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)`);
+  }
+  await prisma.$transaction(statements);
 }
 
 /** A float as Postgres reads it, NaN and ±Infinity included (JSON parameters would lose them). */
-function floatText(value: number): string {
+function floatText(value: number): string;
+function floatText(value: number | null): string | null;
+function floatText(value: number | null): string | null {
+  if (value === null) return null;
   if (Number.isNaN(value)) return "NaN";
   if (value === Number.POSITIVE_INFINITY) return "Infinity";
   if (value === Number.NEGATIVE_INFINITY) return "-Infinity";

@@ -1,13 +1,19 @@
-// The training loop: builds model, data and optimizer from a spec and runs the steps, handing
-// each step's measurements to a callback. It knows nothing of Postgres or sockets; the job
-// process wires the callbacks to the step writer.
+// The training loop: builds model, data and optimizer from a spec and runs the steps. Each step
+// is measured, judged by the guard (the watchdog), and applied as decided; faults are injected
+// where the spec asks; checkpoints are taken on schedule and kept for rollback. It knows
+// nothing of Postgres or sockets: everything leaves through the callbacks.
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { type Dataset, makeDataset } from "./data/datasets.ts";
-import { buildModel } from "./model.ts";
+import { type Dataset, makeDataset, splitDataset } from "./data/datasets.ts";
+import { faultsAt } from "./faults.ts";
+import { createGuard } from "./guard.ts";
+import { buildModel, dropoutCounters, restoreDropoutCounters } from "./model.ts";
+import { makeOptimizer, readOptimizerScalars, scheduledRate, writeOptimizerScalars } from "./optimizer.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
 import type { JobSpec } from "./spec.ts";
-import { type Batch, LOSSES, applyAndDispose, measureGradients, type StepContext } from "./train-step.ts";
+import { applyUpdate, type Batch, LOSSES, measureGradients, type StepContext } from "./train-step.ts";
+
+export type StepAction = "none" | "clip" | "lowerLr" | "skip" | "rollback" | "stop";
 
 /** What one step produced: one Step row. */
 export interface StepRecord {
@@ -15,28 +21,109 @@ export interface StepRecord {
   loss: number;
   gradNorm: number;
   layerNorms: number[];
+  weightNorm: number;
+  /** lr·‖g‖/‖w‖ of the proposed update. */
+  updateRatio: number;
+  /** Norm of the gradients actually applied (0 when skipped). */
+  gradNormAfter: number;
+  clipCoef: number;
+  action: StepAction;
+  /** Learning rate applied (or that would have been, for a skipped step). */
   lr: number;
   nonFinite: boolean;
   stepMs: number;
+  /** Validation loss, on the steps where it was measured. */
+  valLoss: number | null;
+}
+
+export interface TrainingEvent {
+  step: number;
+  kind: string;
+  severity: "info" | "warning" | "critical";
+  message: string;
+  detail: Record<string, unknown>;
+}
+
+/** What the guard sees of a step before its update. */
+export interface GuardObservation {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  layerNorms: number[];
+  /** The scheduled learning rate (with any injected spike), before the guard's own scale. */
+  lr: number;
+  /** lr·‖g‖/‖w‖ at the scale in force: the size of the update about to be applied. */
+  updateRatio: number;
+}
+
+export interface GuardDecision {
+  clipTo: number | null;
+  /** Factor on the scheduled learning rate, from this step on. */
+  lrScale: number;
+  skip: boolean;
+  /** Roll back to the newest checkpoint taken at or before this step. */
+  rollbackBefore: number | null;
+  /** Stop the job as diverged, with this explanation. */
+  stop: string | null;
+  action: StepAction;
+  events: TrainingEvent[];
+}
+
+/** The watchdog, seen from the loop: decides, and its state travels with checkpoints. */
+export interface StepGuard {
+  decide(observation: GuardObservation): GuardDecision;
+  snapshot(): unknown;
+  restore(snapshot: unknown): void;
+  /** After a rollback: history from the checkpoint, counters from now. */
+  afterRollback(restored: unknown): void;
+}
+
+/** Everything needed to continue exactly: model and optimizer tensors, cursors, guard state. */
+export interface TrainingCheckpoint {
+  /** Steps completed; training continues at this step. */
+  step: number;
+  weights: NamedValues[];
+  optimizer: NamedValues[];
+  state: { sampler: SamplerState; lrScale: number; optimizerScalars: Record<string, number>; dropout: Record<string, number>; guard: unknown };
+}
+
+export interface NamedValues {
+  name: string;
+  shape: number[];
+  values: Float32Array;
 }
 
 export interface TrainCallbacks {
-  /** Called after every step, in step order. Must not block: buffer, don't write. */
+  /** After every step, in step order. Must not block: buffer, don't write. */
   onStep?(record: StepRecord): void;
+  /** For each event, before the onStep of its step. */
+  onEvent?(event: TrainingEvent): void;
+  /** Each checkpoint taken on schedule (persist it; the loop keeps its own for rollback). */
+  onCheckpoint?(checkpoint: TrainingCheckpoint): void | Promise<void>;
+  /** After a rollback to the checkpoint of `step`: newer checkpoints are no longer valid. */
+  onCheckpointsDiscarded?(step: number): void | Promise<void>;
   /** Checked before each step; true stops the loop cleanly after the current step. */
   shouldStop?(): boolean;
 }
 
 export interface TrainSummary {
   layerNames: string[];
-  /** Steps completed (the last step is stepsRun - 1). */
+  /** Steps completed in all (the last step is stepsRun - 1). */
   stepsRun: number;
   stopped: boolean;
+  /** Why the guard stopped the job, if it did. */
+  diverged: string | null;
   finalLoss: number | null;
+  finalValLoss: number | null;
 }
 
 export interface PreparedTraining {
   layerNames: string[];
+  /**
+   * Continue from the newest of a job's checkpoints (a crash, a retry) instead of step 0. All of
+   * them are given, oldest first, so later rollbacks find the same targets as an uninterrupted run.
+   */
+  restore(checkpoints: TrainingCheckpoint[]): Promise<void>;
   run(callbacks?: TrainCallbacks): Promise<TrainSummary>;
   /** Copies of the trainable variables' values, layer by layer. */
   readWeights(): Float32Array[];
@@ -44,13 +131,67 @@ export interface PreparedTraining {
   dispose(): void;
 }
 
+export interface TrainingOptions {
+  /** Replaces the spec's watchdog (tests, benchmarks); null trains unguarded. */
+  guard?: StepGuard | null;
+}
+
 /** Builds everything a spec needs; `run` then trains it. Layer names are known before step 0. */
-export function prepareTraining(spec: JobSpec): PreparedTraining {
-  const dataset = makeDataset({ ...spec.data, seed: spec.data.seed });
+export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): PreparedTraining {
+  const { train, validation } = splitDataset(makeDataset(spec.data), spec.validation.fraction);
   const built = buildModel(spec);
-  const optimizer = makeOptimizer(spec.optimizer);
+  const guard = options.guard === undefined ? createGuard(spec.watchdog, built.layerNames) : (options.guard ?? undefined);
+  let optimizer = makeOptimizer(spec.optimizer);
   const context: StepContext = { model: built.model, optimizer, loss: LOSSES[spec.loss], layerVariables: built.layerVariables };
-  const batches = new BatchSampler(dataset, spec.batchSize, createRandom(spec.seed));
+  const sampler = new BatchSampler(train, spec.batchSize, spec.seed);
+  const validationBatches = validation.examples > 0 ? validationTensors(validation) : [];
+  let firstStep = 0;
+  let lrScale = 1;
+  /** Newest last; at most spec.checkpoint.keep. */
+  const checkpoints: TrainingCheckpoint[] = [];
+
+  const capture = async (step: number): Promise<TrainingCheckpoint> => ({
+    step,
+    weights: built.model.weights.map((weight) => named(weight.name, weight.read())),
+    optimizer: (await optimizer.getWeights()).map(({ name, tensor }) => {
+      const values = named(name, tensor);
+      // getWeights hands out the optimizer's own variables (keep them) and a fresh
+      // iteration-count tensor (free it).
+      if (typeof (tensor as tf.Variable).assign !== "function") tensor.dispose();
+      return values;
+    }),
+    state: {
+      sampler: sampler.snapshot(),
+      lrScale,
+      optimizerScalars: readOptimizerScalars(optimizer),
+      dropout: dropoutCounters(built.model),
+      guard: guard?.snapshot() ?? null,
+    },
+  });
+
+  /** Weights and optimizer back to the checkpoint; cursors only when resuming, not on rollback. */
+  const restoreTensors = async (checkpoint: TrainingCheckpoint) => {
+    const weights = checkpoint.weights.map((w) => tf.tensor(w.values, w.shape));
+    built.model.setWeights(weights);
+    tf.dispose(weights);
+    // A fresh optimizer: setWeights on a used one would leak its old accumulators.
+    optimizer.dispose();
+    optimizer = makeOptimizer(spec.optimizer);
+    context.optimizer = optimizer;
+    const values = checkpoint.optimizer.map((o) => ({ name: o.name, tensor: tf.tensor(o.values, o.shape) }));
+    await optimizer.setWeights(values);
+    tf.dispose(values.map((v) => v.tensor));
+    writeOptimizerScalars(optimizer, checkpoint.state.optimizerScalars);
+  };
+
+  const validationLoss = (): number => {
+    const total = tf.tidy(() =>
+      tf.addN(validationBatches.map((b) => tf.mul(LOSSES[spec.loss](b.y, built.model.predict(b.x) as tf.Tensor), b.x.shape[0] as number))),
+    );
+    const value = total.dataSync()[0] as number;
+    total.dispose();
+    return value / validation.examples;
+  };
 
   return {
     layerNames: built.layerNames,
@@ -58,50 +199,162 @@ export function prepareTraining(spec: JobSpec): PreparedTraining {
     dispose: () => {
       built.model.dispose();
       optimizer.dispose();
+      for (const batch of validationBatches) tf.dispose([batch.x, batch.y]);
+    },
+    async restore(saved) {
+      const checkpoint = saved.at(-1);
+      if (!checkpoint) return;
+      await restoreTensors(checkpoint);
+      sampler.restore(checkpoint.state.sampler);
+      restoreDropoutCounters(built.model, checkpoint.state.dropout ?? {});
+      lrScale = checkpoint.state.lrScale;
+      if (guard && checkpoint.state.guard !== null) guard.restore(checkpoint.state.guard);
+      firstStep = checkpoint.step;
+      checkpoints.splice(0, checkpoints.length, ...saved.slice(-spec.checkpoint.keep));
     },
     async run(callbacks = {}) {
       let finalLoss: number | null = null;
-      let step = 0;
-      for (; step < spec.steps; step++) {
+      let finalValLoss: number | null = null;
+      let diverged: string | null = null;
+      let step = firstStep;
+      const emit = (event: TrainingEvent) => callbacks.onEvent?.(event);
+      if (checkpoints.length === 0) checkpoints.push(await capture(step)); // rollback target before any trouble
+
+      for (; step < spec.steps && diverged === null; step++) {
         if (callbacks.shouldStop?.()) break;
         const started = performance.now();
-        const batch = batches.next();
-        const { measurement, grads } = measureGradients(context, batch);
-        applyAndDispose(context, grads);
+        const faults = faultsAt(spec.faults, step);
+        for (const fault of faults.starting) {
+          emit({ step, kind: "faultInjected", severity: "info", message: `injected fault ${fault.kind} at step ${step}`, detail: { fault: fault.kind, ...fault } });
+        }
+        const batch = sampler.next(faults.inputFactor, faults.nanInputs);
+        const { measurement, grads } = measureGradients(context, batch, faults.gradFactor);
         tf.dispose([batch.x, batch.y]);
+
+        const proposedLr = scheduledRate(spec.optimizer, step, spec.steps) * faults.lrFactor;
+        const observation: GuardObservation = {
+          step,
+          loss: measurement.loss,
+          gradNorm: measurement.gradNorm,
+          layerNorms: measurement.layerNorms,
+          lr: proposedLr,
+          updateRatio: measurement.weightNorm > 0 ? (proposedLr * lrScale * measurement.gradNorm) / measurement.weightNorm : Number.NaN,
+        };
+        const decision = guard?.decide(observation) ?? NO_DECISION;
+        lrScale = decision.lrScale;
+        const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
+        const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
+        const lr = proposedLr * lrScale;
+        applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
+        for (const event of decision.events) emit(event);
+
+        if (decision.rollbackBefore !== null) {
+          const target = [...checkpoints].reverse().find((c) => c.step <= (decision.rollbackBefore as number)) ?? checkpoints[0];
+          if (target) {
+            // Checkpoints taken after it may hold the trouble: never roll back to them.
+            checkpoints.splice(checkpoints.indexOf(target) + 1);
+            await callbacks.onCheckpointsDiscarded?.(target.step);
+            await restoreTensors(target);
+            if (guard) guard.afterRollback(target.state.guard);
+            emit({
+              step,
+              kind: "rolledBack",
+              severity: "warning",
+              message: `restored the checkpoint of step ${target.step}; batches ${target.step}..${step} are skipped`,
+              detail: { checkpointStep: target.step, skippedBatches: step - target.step + 1 },
+            });
+          }
+        }
+        if (decision.stop !== null) diverged = decision.stop;
+
         finalLoss = measurement.loss;
-        callbacks.onStep?.({ step, ...measurement, lr: spec.optimizer.learningRate, stepMs: performance.now() - started });
+        const isLast = step === spec.steps - 1 || diverged !== null;
+        const valLoss = validationBatches.length > 0 && ((step + 1) % spec.validation.everySteps === 0 || isLast) ? validationLoss() : null;
+        if (valLoss !== null) finalValLoss = valLoss;
+        callbacks.onStep?.({
+          step,
+          ...measurement,
+          updateRatio: observation.updateRatio,
+          gradNormAfter: skip ? 0 : measurement.gradNorm * clipCoef,
+          clipCoef,
+          action: decision.action,
+          lr,
+          stepMs: performance.now() - started,
+          valLoss,
+        });
+
+        if ((step + 1) % spec.checkpoint.everySteps === 0 && !isLast) {
+          const checkpoint = await capture(step + 1);
+          checkpoints.push(checkpoint);
+          if (checkpoints.length > spec.checkpoint.keep) checkpoints.shift();
+          await callbacks.onCheckpoint?.(checkpoint);
+        }
         // Let the writer's I/O and signal handlers run between steps.
         await yieldToEventLoop();
       }
-      return { layerNames: built.layerNames, stepsRun: step, stopped: step < spec.steps, finalLoss };
+      return { layerNames: built.layerNames, stepsRun: step, stopped: step < spec.steps && diverged === null, diverged, finalLoss, finalValLoss };
     },
   };
 }
 
-function makeOptimizer(spec: JobSpec["optimizer"]): tf.Optimizer {
-  switch (spec.type) {
-    case "sgd":
-      return tf.train.sgd(spec.learningRate);
-    case "adam":
-      return tf.train.adam(spec.learningRate);
-  }
+const NO_DECISION: GuardDecision = { clipTo: null, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
+
+function named(name: string, tensor: tf.Tensor): NamedValues {
+  return { name, shape: tensor.shape, values: tensor.dataSync() as Float32Array };
 }
 
-/** Mini-batches in a seeded order, reshuffled every epoch. */
+/** The validation set as tensors once, in chunks small enough for any backend. */
+function validationTensors(data: Dataset): Batch[] {
+  const chunk = 1024;
+  const xSize = size(data.featureShape);
+  const ySize = size(data.targetShape);
+  const batches: Batch[] = [];
+  for (let start = 0; start < data.examples; start += chunk) {
+    const n = Math.min(chunk, data.examples - start);
+    batches.push({
+      x: tf.tensor(data.x.subarray(start * xSize, (start + n) * xSize), [n, ...data.featureShape]),
+      y: tf.tensor(data.y.subarray(start * ySize, (start + n) * ySize), [n, ...data.targetShape]),
+    });
+  }
+  return batches;
+}
+
+export interface SamplerState {
+  /** Random state before this epoch's order was drawn (redraws the same order). */
+  epochRandomState: number;
+  cursor: number;
+}
+
+/** Mini-batches in a seeded order, reshuffled every epoch; its position can be saved and restored. */
 class BatchSampler {
+  private random: Random;
+  private epochRandomState: number;
   private order: Uint32Array;
   private cursor = 0;
 
   constructor(
     private readonly data: Dataset,
     private readonly batchSize: number,
-    private readonly random: Random,
+    seed: number,
   ) {
-    this.order = permutation(data.examples, random);
+    this.random = createRandom(seed);
+    this.epochRandomState = this.random.state();
+    this.order = permutation(data.examples, this.random);
   }
 
-  next(): Batch {
+  snapshot(): SamplerState {
+    return { epochRandomState: this.epochRandomState, cursor: this.cursor };
+  }
+
+  restore(state: SamplerState): void {
+    this.random = createRandom(state.epochRandomState);
+    this.epochRandomState = state.epochRandomState;
+    this.order = permutation(this.data.examples, this.random);
+    this.cursor = state.cursor;
+  }
+
+  /** The next batch; `inputFactor` and `nanInputs` inject the badBatch and nanBatch faults. */
+  next(inputFactor = 1, nanInputs = false): Batch {
     const { data, batchSize } = this;
     const xSize = size(data.featureShape);
     const ySize = size(data.targetShape);
@@ -109,6 +362,7 @@ class BatchSampler {
     const y = new Float32Array(batchSize * ySize);
     for (let row = 0; row < batchSize; row++) {
       if (this.cursor === this.order.length) {
+        this.epochRandomState = this.random.state();
         this.order = permutation(data.examples, this.random);
         this.cursor = 0;
       }
@@ -116,6 +370,8 @@ class BatchSampler {
       x.set(data.x.subarray(example * xSize, (example + 1) * xSize), row * xSize);
       y.set(data.y.subarray(example * ySize, (example + 1) * ySize), row * ySize);
     }
+    if (nanInputs) x.fill(Number.NaN);
+    else if (inputFactor !== 1) for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) * inputFactor;
     return { x: tf.tensor(x, [batchSize, ...data.featureShape]), y: tf.tensor(y, [batchSize, ...data.targetShape]) };
   }
 }

@@ -1,13 +1,14 @@
-// One training step, split where the watchdog will sit: measure the gradients (loss, global
-// and per-layer norms, in ONE device→host read), then apply them. Nothing here knows about
-// databases, sockets or jobs.
+// One training step, split where the watchdog sits: measure (loss, global and per-layer
+// gradient norms, weight norm — all in ONE device→host read), then apply what was decided
+// (clip, skip, learning rate). Nothing here knows about databases, sockets or jobs.
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
+import { setLearningRate } from "./optimizer.ts";
 
 export type LossFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
 
 export interface StepContext {
-  model: tfl.Sequential;
+  model: tfl.LayersModel;
   optimizer: tf.Optimizer;
   loss: LossFunction;
   /** Trainable variables grouped by layer, in Job.layerNames order. */
@@ -25,6 +26,8 @@ export interface GradientMeasurement {
   gradNorm: number;
   /** L2 norm of each layer's gradients. */
   layerNorms: number[];
+  /** Global L2 norm of the trainable weights (before the update). */
+  weightNorm: number;
   /** The loss or some gradient is NaN or infinite. */
   nonFinite: boolean;
 }
@@ -39,42 +42,74 @@ export const LOSSES: Record<"softmaxCrossEntropy" | "meanSquaredError", LossFunc
   meanSquaredError: (labels, predictions) => tf.losses.meanSquaredError(labels, predictions) as tf.Scalar,
 };
 
-/** Forward, backward and the norms. The caller owns the returned gradients (see applyAndDispose). */
-export function measureGradients(context: StepContext, batch: Batch): MeasuredGradients {
+/**
+ * Forward, backward and the norms. `gradFactor` scales the gradients before they are measured
+ * (the gradScale fault). The caller owns the returned gradients: pass them to applyUpdate.
+ */
+export function measureGradients(context: StepContext, batch: Batch, gradFactor = 1): MeasuredGradients {
   const variables = context.layerVariables.flat();
-  const { value, grads } = tf.variableGrads(
+  const { value, grads: raw } = tf.variableGrads(
     () => context.loss(batch.y, context.model.apply(batch.x, { training: true }) as tf.Tensor),
     variables,
   );
-  // Loss and each layer's squared norm stacked into one tensor: one read instead of many.
-  const readout = tf.tidy(() =>
-    tf.stack([
+  let grads = raw;
+  if (gradFactor !== 1) {
+    grads = tf.tidy(() => Object.fromEntries(Object.entries(raw).map(([name, grad]) => [name, tf.mul(grad, gradFactor)])));
+    tf.dispose(Object.values(raw));
+  }
+  // Loss, each layer's squared gradient norm and the squared weight norm, stacked: one read.
+  const readout = tf.tidy(() => {
+    const sumOfSquares = (tensors: tf.Tensor[]) => (tensors.length === 0 ? tf.scalar(0) : tf.addN(tensors.map((t) => tf.sum(tf.square(t)))));
+    return tf.stack([
       value,
-      ...context.layerVariables.map((layer) =>
-        layer.length === 0 ? tf.scalar(0) : tf.addN(layer.map((variable) => tf.sum(tf.square(grads[variable.name] as tf.Tensor)))),
-      ),
-    ]),
-  );
+      sumOfSquares(variables),
+      ...context.layerVariables.map((layer) => sumOfSquares(layer.map((variable) => grads[variable.name] as tf.Tensor))),
+    ]);
+  });
   const values = readout.dataSync();
   tf.dispose([readout, value]);
 
   const loss = values[0] as number;
   let sumOfSquares = 0;
   const layerNorms: number[] = [];
-  for (let i = 1; i < values.length; i++) {
+  for (let i = 2; i < values.length; i++) {
     const squared = values[i] as number;
     sumOfSquares += squared;
     layerNorms.push(Math.sqrt(squared));
   }
   const gradNorm = Math.sqrt(sumOfSquares);
   return {
-    measurement: { loss, gradNorm, layerNorms, nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm) },
+    measurement: {
+      loss,
+      gradNorm,
+      layerNorms,
+      weightNorm: Math.sqrt(values[1] as number),
+      nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm),
+    },
     grads,
   };
 }
 
-/** Applies the gradients with the optimizer, then frees them. */
-export function applyAndDispose(context: StepContext, grads: tf.NamedTensorMap): void {
-  context.optimizer.applyGradients(grads);
+export interface Update {
+  /** Multiply the gradients by this before applying them (1: as they are). */
+  clipCoef: number;
+  /** Learning rate for this update. */
+  learningRate: number;
+  /** Throw the gradients away instead of applying them. */
+  skip: boolean;
+}
+
+/** Applies (or skips) the update, then frees the gradients. */
+export function applyUpdate(context: StepContext, grads: tf.NamedTensorMap, update: Update): void {
+  if (!update.skip) {
+    setLearningRate(context.optimizer, update.learningRate);
+    if (update.clipCoef === 1) {
+      context.optimizer.applyGradients(grads);
+    } else {
+      const clipped = tf.tidy(() => Object.fromEntries(Object.entries(grads).map(([name, grad]) => [name, tf.mul(grad, update.clipCoef)])));
+      context.optimizer.applyGradients(clipped);
+      tf.dispose(Object.values(clipped));
+    }
+  }
   tf.dispose(Object.values(grads));
 }

@@ -10,7 +10,6 @@ import type { Logger } from "../common/logger.ts";
 import type { PrismaClient } from "../prisma/client.ts";
 
 const JOB_PROCESS = fileURLToPath(new URL("./job-process.ts", import.meta.url));
-const HEARTBEAT_MS = 5_000;
 /** How long a stopping worker lets a child finish its step and flush before killing it. */
 const STOP_GRACE_MS = 30_000;
 const STDERR_TAIL_CHARS = 2_000;
@@ -44,7 +43,7 @@ export class Worker {
   start(): this {
     this.options.log.info({ workerId: this.id, concurrency: this.options.config.workerConcurrency }, "worker started");
     this.schedulePoll(0);
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(200, this.options.config.leaseMs / 6));
     return this;
   }
 
@@ -77,6 +76,7 @@ export class Worker {
     const { config, log } = this.options;
     let claimed = false;
     try {
+      await this.requeueExpired();
       while (!this.stopping && this.running.size < config.workerConcurrency) {
         const job = await this.claim();
         if (!job) break;
@@ -87,6 +87,26 @@ export class Worker {
       log.error({ err: error }, "could not claim a job; retrying");
     }
     this.schedulePoll(claimed ? 0 : config.pollMs);
+  }
+
+  /**
+   * Jobs whose worker stopped sending heartbeats (killed, frozen, cut off) go back to the queue,
+   * or fail once they have used all their attempts. Any worker does this for all.
+   */
+  private async requeueExpired(): Promise<void> {
+    const { config, log, prisma } = this.options;
+    const expired = await prisma.$queryRaw<{ id: string; status: string }[]>`
+      UPDATE "Job"
+      SET "status" = CASE WHEN "attempts" >= ${config.maxAttempts}::int THEN 'failed'::"JobStatus" ELSE 'queued'::"JobStatus" END,
+          "error" = 'its worker ' || COALESCE("workerId", '?') || ' stopped sending heartbeats',
+          "finishedAt" = CASE WHEN "attempts" >= ${config.maxAttempts}::int THEN now() ELSE NULL END,
+          "workerId" = NULL
+      WHERE "status" = 'running' AND "heartbeatAt" < now() - make_interval(secs => ${config.leaseMs / 1000}::float8)
+      RETURNING "id", "status"::text AS status`;
+    for (const job of expired) {
+      log.warn({ jobId: job.id, now: job.status }, "took over a job whose worker stopped sending heartbeats");
+      await this.recordEvent(job.id, "leaseExpired", "warning", `its worker stopped sending heartbeats; job ${job.status === "queued" ? "queued again" : "failed"}`);
+    }
   }
 
   private async claim(): Promise<{ id: string; attempts: number } | undefined> {
@@ -143,18 +163,33 @@ export class Worker {
     this.schedulePoll(0);
   }
 
-  /** The child died without recording an outcome (crash, OOM, kill -9): record it for it. */
+  /**
+   * The child died without recording an outcome (crash, OOM, kill -9): queue the job again, to
+   * resume from its last checkpoint, or fail it once its attempts are used up.
+   */
   private async recordCrash(jobId: string, attempt: number, code: number | null, signal: string | null, stderrTail: string): Promise<void> {
+    const { config, log, prisma } = this.options;
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const detail = stderrTail.trim().split("\n").slice(-5).join("\n");
+    const retry = attempt < config.maxAttempts;
+    const error = `the trainer process ${how}${detail ? `: ${detail}` : ""}${retry ? ` (attempt ${attempt} of ${config.maxAttempts}; retrying from the last checkpoint)` : ""}`;
     try {
-      await this.options.prisma.job.updateMany({
+      const { count } = await prisma.job.updateMany({
         where: { id: jobId, status: "running", attempts: attempt },
-        data: { status: "failed", error: `the trainer process ${how}${detail ? `: ${detail}` : ""}`, finishedAt: new Date(), workerId: null },
+        data: retry ? { status: "queued", error, workerId: null } : { status: "failed", error, finishedAt: new Date(), workerId: null },
       });
-    } catch (error) {
-      this.options.log.error({ err: error, jobId }, "could not record a crashed job");
+      if (count > 0) await this.recordEvent(jobId, "trainerCrashed", "critical", error);
+    } catch (updateError) {
+      log.error({ err: updateError, jobId }, "could not record a crashed job");
     }
+  }
+
+  /** An event outside any step's flush (the job's last step, or -1 before the first). */
+  private async recordEvent(jobId: string, kind: string, severity: "warning" | "critical", message: string): Promise<void> {
+    await this.options.prisma.$executeRaw`
+      INSERT INTO "Event" ("jobId", "step", "kind", "severity", "message", "detail")
+      SELECT "id", COALESCE("lastStep", -1), ${kind}, ${severity}::"EventSeverity", ${message}, ${JSON.stringify({ workerId: this.id })}::jsonb
+      FROM "Job" WHERE "id" = ${jobId}::uuid`;
   }
 
   private async heartbeat(): Promise<void> {

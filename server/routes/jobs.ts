@@ -1,9 +1,12 @@
 // /api/v1/jobs: submit a job, list and read jobs, read a job's steps.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { Job } from "../../prisma/client.ts";
-import { type JobSpec, type SpecLimits, checkJobSpec, JobSpecSchema, withDefaults } from "../../trainer/spec.ts";
-import { InvalidRequestProblem, NotFoundProblem, ProblemSchema } from "../errors.ts";
+import { type SpecLimits, checkJobSpec, JobSpecSchema, withDefaults } from "../../trainer/spec.ts";
+import { ConflictProblem, InvalidRequestProblem, NotFoundProblem, ProblemSchema } from "../errors.ts";
+import { JOB_CONTROL_CHANNEL } from "../../prisma/channels.ts";
 import {
+  EventSchema,
+  EventsQuerySchema,
   JobParamsSchema,
   type JobResponse,
   JobSchema,
@@ -82,7 +85,64 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
         lr: page.map((r) => finiteOrNull(r.lr)),
         nonFinite: page.map((r) => r.nonFinite),
         stepMs: page.map((r) => r.stepMs),
+        weightNorm: page.map((r) => finiteOrNull(r.weightNorm)),
+        updateRatio: page.map((r) => finiteOrNull(r.updateRatio)),
+        gradNormAfter: page.map((r) => finiteOrNull(r.gradNormAfter)),
+        clipCoef: page.map((r) => finiteOrNull(r.clipCoef)),
+        action: page.map((r) => r.action),
+        valLoss: page.map((r) => finiteOrNull(r.valLoss)),
         nextFrom: rows.length > limit ? (rows[limit]?.step ?? null) : null,
+      };
+    },
+  );
+
+  app.post(
+    "/jobs/:id/cancel",
+    { schema: { params: JobParamsSchema, response: { 200: JobSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema } } },
+    async (request) => {
+      const { id } = request.params;
+      // The update and the NOTIFY commit together: a running trainer hears it within one step.
+      const [updated] = await app.prisma.$transaction([
+        app.prisma.job.updateMany({
+          where: { id, status: { in: ["queued", "running"] } },
+          data: { status: "cancelled", finishedAt: new Date(), workerId: null },
+        }),
+        app.prisma.$executeRaw`SELECT pg_notify(${JOB_CONTROL_CHANNEL}, ${id})`,
+      ]);
+      const job = await findJob(id);
+      if (updated.count === 0) throw new ConflictProblem(`job ${id} is ${job.status}; only a queued or running job can be cancelled`);
+      return toJobResponse(job);
+    },
+  );
+
+  app.get(
+    "/jobs/:id/events",
+    {
+      schema: {
+        params: JobParamsSchema,
+        querystring: EventsQuerySchema,
+        response: { 200: Type.Object({ items: Type.Array(EventSchema) }), 400: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async (request) => {
+      const job = await findJob(request.params.id);
+      const { kind, severity, after, limit } = request.query;
+      const events = await app.prisma.event.findMany({
+        where: { jobId: job.id, ...(kind ? { kind } : {}), ...(severity ? { severity } : {}), ...(after ? { id: { gt: BigInt(after) } } : {}) },
+        orderBy: { id: "asc" },
+        take: limit,
+      });
+      return {
+        items: events.map((e) => ({
+          id: e.id.toString(),
+          jobId: e.jobId,
+          step: e.step,
+          kind: e.kind,
+          severity: e.severity,
+          message: e.message,
+          detail: e.detail as Record<string, unknown>,
+          createdAt: e.createdAt.toISOString(),
+        })),
       };
     },
   );
@@ -95,8 +155,8 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
 };
 
 /** JSON has no NaN or Infinity: such values travel as null, and the row's nonFinite says why. */
-function finiteOrNull(value: number): number | null {
-  return Number.isFinite(value) ? value : null;
+function finiteOrNull(value: number | null): number | null {
+  return value !== null && Number.isFinite(value) ? value : null;
 }
 
 function toJobResponse(job: Job): JobResponse {
@@ -112,7 +172,7 @@ function toJobResponse(job: Job): JobResponse {
     createdAt: job.createdAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,
-    spec: job.spec as JobSpec,
+    spec: job.spec as Record<string, unknown>,
   };
 }
 

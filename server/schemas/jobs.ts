@@ -1,7 +1,6 @@
 // The jobs resource at the API boundary: request and response schemas (validation, types and
 // OpenAPI from one place). The job spec itself is the trainer's contract (trainer/spec.ts).
 import Type, { type Static } from "typebox";
-import { JobSpecSchema } from "../../trainer/spec.ts";
 
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "diverged"] as const;
 
@@ -17,7 +16,9 @@ export const JobSchema = Type.Object({
   createdAt: Type.String({ format: "date-time" }),
   startedAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
   finishedAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
-  spec: JobSpecSchema,
+  // The stored spec, with defaults filled in. Typed loosely here: fast-json-stringify cannot
+  // compile the spec's unions, and the spec was validated against JobSpecSchema on the way in.
+  spec: Type.Record(Type.String(), Type.Unknown(), { description: "The job spec (see POST /jobs), with every default filled in" }),
 });
 export type JobResponse = Static<typeof JobSchema>;
 
@@ -52,6 +53,33 @@ export const StepsSchema = Type.Object({
   lr: NullableNumbers,
   nonFinite: Type.Array(Type.Boolean()),
   stepMs: Type.Array(Type.Number()),
+  weightNorm: NullableNumbers,
+  updateRatio: NullableNumbers,
+  gradNormAfter: NullableNumbers,
+  clipCoef: NullableNumbers,
+  action: Type.Array(Type.String({ description: "What the watchdog did: none, clip, lowerLr, skip, rollback, stop" })),
+  valLoss: Type.Array(Type.Union([Type.Number(), Type.Null()], { description: "null where not measured" })),
   nextFrom: Type.Union([Type.Integer(), Type.Null()], { description: "Pass as `from` for the next page; null at the end" }),
 });
 export type StepsResponse = Static<typeof StepsSchema>;
+
+export const EventSchema = Type.Object({
+  id: Type.String({ description: "Increasing; pass the last one as `after` to page" }),
+  jobId: Type.String({ format: "uuid" }),
+  step: Type.Integer(),
+  kind: Type.String(),
+  severity: Type.Enum(["info", "warning", "critical"]),
+  message: Type.String(),
+  detail: Type.Record(Type.String(), Type.Unknown()),
+  createdAt: Type.String({ format: "date-time" }),
+});
+
+export const EventsQuerySchema = Type.Object(
+  {
+    kind: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    severity: Type.Optional(Type.Enum(["info", "warning", "critical"])),
+    after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$", description: "Only events with a larger id" })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 200 }),
+  },
+  { additionalProperties: false },
+);

@@ -23,6 +23,8 @@ describe("loadConfig", () => {
       backend: undefined,
       maxSteps: 1_000_000,
       workerConcurrency: 1,
+      maxAttempts: 3,
+      leaseMs: 30_000,
       pollMs: 500,
     });
   });

@@ -105,6 +105,12 @@ describe("GET /api/v1/jobs/:id/steps", () => {
         lr: 0.1,
         nonFinite: step === 3,
         stepMs: 2,
+        weightNorm: 5,
+        updateRatio: 0.02,
+        gradNormAfter: step === 3 ? 0 : 10 + step,
+        clipCoef: 1,
+        action: step === 3 ? ("skip" as const) : ("none" as const),
+        valLoss: step === 4 ? 0.5 : null,
       })),
     );
     const first = (await app.inject({ url: `/api/v1/jobs/${job.id}/steps?limit=4` })).json();
@@ -118,16 +124,64 @@ describe("GET /api/v1/jobs/:id/steps", () => {
       lr: [0.1, 0.1, 0.1, 0.1],
       nonFinite: [false, false, false, true],
       stepMs: [2, 2, 2, 2],
+      weightNorm: [5, 5, 5, 5],
+      updateRatio: [0.02, 0.02, 0.02, 0.02],
+      gradNormAfter: [10, 11, 12, 0],
+      clipCoef: [1, 1, 1, 1],
+      action: ["none", "none", "none", "skip"],
+      valLoss: [null, null, null, null],
       nextFrom: 4,
     });
     const rest = (await app.inject({ url: `/api/v1/jobs/${job.id}/steps?from=${first.nextFrom}` })).json();
-    expect(rest).toMatchObject({ step: [4], nextFrom: null });
+    expect(rest).toMatchObject({ step: [4], valLoss: [0.5], nextFrom: null });
   });
 
   it("answers 404 for an unknown job and 400 for a negative from", async () => {
     expectProblem(await app.inject({ url: "/api/v1/jobs/00000000-0000-4000-8000-000000000000/steps" }), 404);
     const job = (await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() })).json();
     expect(expectProblem(await app.inject({ url: `/api/v1/jobs/${job.id}/steps?from=-1` }), 400).errors?.[0]?.field).toBe("/from");
+  });
+});
+
+describe("POST /api/v1/jobs/:id/cancel", () => {
+  it("cancels a queued job and refuses a finished one with 409", async () => {
+    const job = (await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() })).json();
+    const cancelled = await app.inject({ method: "POST", url: `/api/v1/jobs/${job.id}/cancel` });
+    expect(cancelled.statusCode).toBe(200);
+    expect(cancelled.json()).toMatchObject({ id: job.id, status: "cancelled", finishedAt: expect.any(String) });
+    const again = expectProblem(await app.inject({ method: "POST", url: `/api/v1/jobs/${job.id}/cancel` }), 409);
+    expect(again.detail).toContain("is cancelled");
+    await db.prisma.job.update({ where: { id: job.id }, data: { status: "succeeded" } });
+    expectProblem(await app.inject({ method: "POST", url: `/api/v1/jobs/${job.id}/cancel` }), 409);
+    expectProblem(await app.inject({ method: "POST", url: "/api/v1/jobs/00000000-0000-4000-8000-000000000000/cancel" }), 404);
+  });
+});
+
+describe("GET /api/v1/jobs/:id/events", () => {
+  it("lists a job's events in order, filters by kind and severity, and pages by id", async () => {
+    const job = (await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() })).json();
+    const record = (step: number) => ({ step, loss: 1, gradNorm: 1, layerNorms: [1], weightNorm: 1, updateRatio: 0.1, gradNormAfter: 1, clipCoef: 1, action: "none" as const, lr: 0.1, nonFinite: false, stepMs: 1, valLoss: null });
+    await insertSteps(db.prisma, job.id, [record(0), record(1), record(2)], [
+      { step: 1, kind: "faultInjected", severity: "info", message: "injected fault badBatch at step 1", detail: { fault: "badBatch", factor: 1000 } },
+      { step: 2, kind: "clip", severity: "warning", message: "clipped", detail: { observed: 31.6, threshold: 1 } },
+    ]);
+    const all = (await app.inject({ url: `/api/v1/jobs/${job.id}/events` })).json();
+    expect(all.items.map((e: { step: number; kind: string }) => [e.step, e.kind])).toEqual([[1, "faultInjected"], [2, "clip"]]);
+    expect(all.items[1]).toMatchObject({ severity: "warning", detail: { observed: 31.6, threshold: 1 } });
+    expect((await app.inject({ url: `/api/v1/jobs/${job.id}/events?kind=clip` })).json().items).toHaveLength(1);
+    expect((await app.inject({ url: `/api/v1/jobs/${job.id}/events?severity=critical` })).json().items).toHaveLength(0);
+    expect((await app.inject({ url: `/api/v1/jobs/${job.id}/events?after=${all.items[0].id}` })).json().items.map((e: { kind: string }) => e.kind)).toEqual(["clip"]);
+    expect(expectProblem(await app.inject({ url: `/api/v1/jobs/${job.id}/events?severity=loud` }), 400).errors?.[0]?.field).toBe("/severity");
+    expectProblem(await app.inject({ url: "/api/v1/jobs/00000000-0000-4000-8000-000000000000/events" }), 404);
+  });
+
+  it("never stores an event twice when a flush is retried", async () => {
+    const job = (await app.inject({ method: "POST", url: "/api/v1/jobs", payload: demoSpec() })).json();
+    const row = { step: 0, loss: 1, gradNorm: 1, layerNorms: [1], weightNorm: 1, updateRatio: 0.1, gradNormAfter: 1, clipCoef: 1, action: "none" as const, lr: 0.1, nonFinite: false, stepMs: 1, valLoss: null };
+    const event = { step: 0, kind: "skip", severity: "critical" as const, message: "skipped a non-finite step", detail: {} };
+    await insertSteps(db.prisma, job.id, [row], [event]);
+    await insertSteps(db.prisma, job.id, [row], [event]);
+    expect(await db.prisma.event.count({ where: { jobId: job.id } })).toBe(1);
   });
 });
 

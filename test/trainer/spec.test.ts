@@ -24,8 +24,16 @@ function withLayer(index: number, patch: Record<string, unknown>): Record<string
 describe("job spec", () => {
   it("accepts the minimum spec and fills in every default", () => {
     const spec = parseJobSpec(demoSpec(), limits);
-    expect(spec.model.layers[0]).toEqual({ type: "dense", units: 32, activation: "relu", inputShape: [2], useBias: true, kernelInitializer: "glorotUniform" });
-    expect(spec.model.layers[2]?.activation).toBe("linear");
+    expect(spec.model.layers?.[0]).toEqual({
+      type: "dense",
+      units: 32,
+      activation: "relu",
+      inputShape: [2],
+      useBias: true,
+      kernelInitializer: "glorotUniform",
+      biasInitializer: "zeros",
+    });
+    expect(spec.model.layers?.[2]).toMatchObject({ activation: "linear" });
     expect(spec.data).toEqual({ kind: "spirals", size: 2048, seed: 1, classes: 2, noise: 0.1 });
     expect(layerNames(spec.model)).toEqual(["dense_0", "dense_1", "dense_2"]);
   });

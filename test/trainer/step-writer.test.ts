@@ -6,7 +6,22 @@ import { createTestDatabase, futureDatabase, silentLog, type TestDatabase } from
 import { waitFor } from "../helpers/wait.ts";
 
 function record(step: number, overrides: Partial<StepRecord> = {}): StepRecord {
-  return { step, loss: 1 / (step + 1), gradNorm: 0.5 + step, layerNorms: [0.3, 0.4, step], lr: 0.1, nonFinite: false, stepMs: 1.5, ...overrides };
+  return {
+    step,
+    loss: 1 / (step + 1),
+    gradNorm: 0.5 + step,
+    layerNorms: [0.3, 0.4, step],
+    weightNorm: 3,
+    updateRatio: 0.01,
+    gradNormAfter: 0.5 + step,
+    clipCoef: 1,
+    action: "none",
+    lr: 0.1,
+    nonFinite: false,
+    stepMs: 1.5,
+    valLoss: null,
+    ...overrides,
+  };
 }
 
 async function newJob(db: TestDatabase): Promise<string> {

@@ -81,13 +81,26 @@ describe("training loop", () => {
     training.dispose();
   });
 
-  it("shows an exploding learning rate in the norms, as non-finite values, without crashing", async () => {
+  it("unguarded, shows an exploding learning rate in the norms, as non-finite values, without crashing", async () => {
     // MSE on a linear output with SGD at lr 20: the norm grows ~10x a step until it overflows.
-    const records = await train({ steps: 60, loss: "meanSquaredError", optimizer: { type: "sgd", learningRate: 20 } });
+    const records = await train({ steps: 60, loss: "meanSquaredError", optimizer: { type: "sgd", learningRate: 20 }, watchdog: { policy: "off" } });
     expect(records).toHaveLength(60);
     expect(records[5]?.gradNorm).toBeGreaterThan(1e3 * (records[0]?.gradNorm ?? 0));
     const firstBad = records.find((r) => r.nonFinite);
     expect(firstBad).toBeDefined();
     expect(Number.isFinite(firstBad?.loss) && Number.isFinite(firstBad?.gradNorm)).toBe(false);
+  });
+
+  it("guarded by the default watchdog, the same run never applies a non-finite update and stays finite", async () => {
+    const training = prepareTraining(parseJobSpec({ ...demoSpec(), steps: 60, loss: "meanSquaredError", optimizer: { type: "sgd", learningRate: 20 } }, limits));
+    const records: StepRecord[] = [];
+    const events: string[] = [];
+    await training.run({ onStep: (r) => records.push(r), onEvent: (e) => events.push(e.kind) });
+    const weights = training.readWeights();
+    training.dispose();
+    expect(weights.every((w) => w.every(Number.isFinite))).toBe(true);
+    expect(records.filter((r) => r.action !== "none").length).toBeGreaterThan(0);
+    for (const r of records.filter((r) => r.nonFinite)) expect(r.action).not.toBe("none");
+    expect(events.length).toBeGreaterThan(0);
   });
 });

@@ -1,0 +1,154 @@
+// The `optimizer` part of a job spec (sgd, momentum, adam, rmsprop, adagrad, each with its tfjs
+// parameters and defaults) and its learning-rate schedule, and the tfjs optimizers built from it.
+import * as tf from "@tensorflow/tfjs-core";
+import Type, { type Static } from "typebox";
+
+const LearningRate = Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: "Base learning rate" });
+
+const ScheduleSchema = Type.Union(
+  [
+    Type.Object({ type: Type.Literal("constant") }, { additionalProperties: false }),
+    Type.Object(
+      {
+        type: Type.Literal("linearWarmup"),
+        warmupSteps: Type.Integer({ minimum: 1, description: "Steps to ramp linearly from 0 to the base rate" }),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        type: Type.Literal("cosine"),
+        warmupSteps: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: "Linear warm-up before the decay" })),
+        decaySteps: Type.Optional(Type.Integer({ minimum: 1, description: "Length of the decay; default: the job's steps" })),
+        minFactor: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0, description: "Floor, as a fraction of the base rate" })),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        type: Type.Literal("step"),
+        stepSize: Type.Integer({ minimum: 1, description: "Steps between decays" }),
+        gamma: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.1, description: "Factor applied at each decay" })),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: "Learning-rate schedule; default constant" },
+);
+export type ScheduleSpec = Static<typeof ScheduleSchema>;
+
+const common = { learningRate: LearningRate, schedule: Type.Optional(ScheduleSchema) };
+
+export const OptimizerSchema = Type.Union([
+  Type.Object({ type: Type.Literal("sgd"), ...common }, { additionalProperties: false }),
+  Type.Object(
+    {
+      type: Type.Literal("momentum"),
+      ...common,
+      momentum: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.9 })),
+      nesterov: Type.Optional(Type.Boolean({ default: false })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal("adam"),
+      ...common,
+      beta1: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 })),
+      beta2: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.999 })),
+      epsilon: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1e-7 })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal("rmsprop"),
+      ...common,
+      decay: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 })),
+      momentum: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0 })),
+      epsilon: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1e-7 })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal("adagrad"),
+      ...common,
+      initialAccumulatorValue: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10, default: 0.1 })),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type OptimizerSpec = Static<typeof OptimizerSchema>;
+
+export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
+  switch (spec.type) {
+    case "sgd":
+      return tf.train.sgd(spec.learningRate);
+    case "momentum":
+      return tf.train.momentum(spec.learningRate, spec.momentum ?? 0.9, spec.nesterov ?? false);
+    case "adam":
+      return tf.train.adam(spec.learningRate, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon ?? 1e-7);
+    case "rmsprop":
+      return tf.train.rmsprop(spec.learningRate, spec.decay ?? 0.9, spec.momentum ?? 0, spec.epsilon ?? 1e-7);
+    case "adagrad":
+      return tf.train.adagrad(spec.learningRate, spec.initialAccumulatorValue ?? 0.1);
+  }
+}
+
+/**
+ * Sets the rate the optimizer's next update uses. tfjs has a setter only on SGD (and Momentum,
+ * which inherits it); the others read their `learningRate` field at every update.
+ */
+export function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
+  // SGD's setter allocates a new scalar tensor: only call it when the rate changes.
+  if (rateSet.get(optimizer) === rate) return;
+  rateSet.set(optimizer, rate);
+  // Duck-typed: tfjs optimizers answer `instanceof` by duck typing too (Adam passes for SGD).
+  const withSetter = optimizer as unknown as { setLearningRate?: (rate: number) => void; learningRate: number };
+  if (typeof withSetter.setLearningRate === "function") withSetter.setLearningRate(rate);
+  else withSetter.learningRate = rate;
+}
+
+const rateSet = new WeakMap<tf.Optimizer, number>();
+
+/** The scheduled learning rate at `step` (0-based) of a job of `totalSteps` steps. */
+export function scheduledRate(spec: OptimizerSpec, step: number, totalSteps: number): number {
+  const base = spec.learningRate;
+  const schedule = spec.schedule ?? { type: "constant" };
+  switch (schedule.type) {
+    case "constant":
+      return base;
+    case "linearWarmup":
+      return base * Math.min(1, (step + 1) / schedule.warmupSteps);
+    case "cosine": {
+      const warmup = schedule.warmupSteps ?? 0;
+      if (step < warmup) return base * ((step + 1) / warmup);
+      // By default the decay ends on the job's last step.
+      const length = schedule.decaySteps ?? Math.max(1, totalSteps - 1 - warmup);
+      const progress = Math.min(1, (step - warmup) / length);
+      const floor = schedule.minFactor ?? 0;
+      return base * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+    }
+    case "step":
+      return base * (schedule.gamma ?? 0.1) ** Math.floor(step / schedule.stepSize);
+  }
+}
+
+/**
+ * Optimizer scalars that getWeights leaves out. Adam keeps β₁ᵗ and β₂ᵗ as running products;
+ * its setWeights recomputes them as powers, which differ in the last float32 bits, so a
+ * resumed run would drift from an uninterrupted one. Saving them keeps resumption exact.
+ */
+export function readOptimizerScalars(optimizer: tf.Optimizer): Record<string, number> {
+  const adam = optimizer as unknown as Partial<Record<"accBeta1" | "accBeta2", tf.Variable>>;
+  if (!adam.accBeta1 || !adam.accBeta2) return {};
+  return { accBeta1: adam.accBeta1.dataSync()[0] as number, accBeta2: adam.accBeta2.dataSync()[0] as number };
+}
+
+export function writeOptimizerScalars(optimizer: tf.Optimizer, scalars: Record<string, number>): void {
+  const target = optimizer as unknown as Record<string, tf.Variable | undefined>;
+  tf.tidy(() => {
+    for (const [name, value] of Object.entries(scalars)) target[name]?.assign(tf.scalar(value));
+  });
+}
