@@ -312,9 +312,10 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
  * used, the batches to skip, the lowered learning rate and when the last spike was, which holds
  * off the warm-back), as does which layers were already reported as vanishing.
  *
- * Steps are numbered by batch: after a rollback the trainer resumes at the checkpoint's step
- * number and does not train on the batches `isBatchSkipped` names. Checkpoints taken after the
- * one it resumed from belong to the abandoned run.
+ * gradguard's trainer keeps numbering steps forward after a rollback (the batches since the
+ * checkpoint are the skipped ones); a trainer that rewinds its data to the checkpoint must not
+ * train the batches `isBatchSkipped` names. Either way, checkpoints taken after the restored one
+ * belong to the abandoned run.
  */
 export function afterRollback(_config: WatchdogConfig, current: WatchdogState, restored: WatchdogState): WatchdogState {
   if (current.layerNames.join("\u0000") !== restored.layerNames.join("\u0000")) {
