@@ -60,7 +60,7 @@ async function main(): Promise<number> {
 
   const seconds = (performance.now() - started) / 1000;
   const interventions: Record<string, number> = {};
-  for (const event of events) interventions[event.kind] = (interventions[event.kind] ?? 0) + 1;
+  for (const event of events) if (event.kind !== "faultInjected") interventions[event.kind] = (interventions[event.kind] ?? 0) + 1;
   const result = {
     name: spec.name,
     backend,
@@ -73,6 +73,7 @@ async function main(): Promise<number> {
     finalGradNorm: finiteOrNull(last?.gradNorm ?? null),
     layers: training.layerNames.map((name, i) => ({ name, ...describe(layerNorms[i] ?? []) })),
     interventions,
+    faultsInjected: events.filter((event) => event.kind === "faultInjected").length,
   };
 
   const out = process.stdout;
@@ -81,7 +82,7 @@ async function main(): Promise<number> {
   out.write("  gradient norm per layer (median, max):\n");
   for (const layer of result.layers) out.write(`    ${layer.name.padEnd(24)} ${format(layer.median).padStart(10)} ${format(layer.max).padStart(10)}\n`);
   const kinds = Object.entries(interventions);
-  out.write(`  events: ${kinds.length === 0 ? "none" : kinds.map(([k, n]) => `${k} ×${n}`).join(", ")}\n`);
+  out.write(`  watchdog: ${kinds.length === 0 ? "no intervention" : kinds.map(([k, n]) => `${k} ×${n}`).join(", ")}; faults injected: ${result.faultsInjected}\n`);
   if (args.json) out.write(`${JSON.stringify(result)}\n`);
   return summary.diverged ? 1 : 0;
 }
