@@ -1,4 +1,4 @@
-// `npm run bench:watchdog [seeds] [stepsScale]`: does the watchdog help? Every scenario runs
+// `npm run bench:watchdog [seeds] [steps] [scenario filter] [policy filter]`: does the watchdog help? Every scenario runs
 // under every policy with the same seeds (a paired comparison), through the production
 // training loop, and reports divergence, final validation loss against the clean run's,
 // interventions, and the delay from an injected fault to the first intervention.
@@ -11,6 +11,9 @@ import { writeResults } from "./results.ts";
 
 const SEEDS = Number(process.argv[2] ?? 3);
 const STEPS = Number(process.argv[3] ?? 300);
+/** Only scenarios whose name contains this, and their clean references (for quick looks). */
+const ONLY = process.argv[4] ?? "";
+const POLICY_FILTER = process.argv[5] ?? "";
 
 const spirals = { kind: "spirals", size: 2048, noise: 0.1 };
 const reluMlp = {
@@ -112,9 +115,11 @@ async function runOnce(scenario: Scenario, policy: Policy, seed: number): Promis
 }
 
 const backend = await resolveBackend(undefined, pino({ level: "warn" }));
+const selected = SCENARIOS.filter((s) => s.name.includes(ONLY) || SCENARIOS.some((t) => t.name.includes(ONLY) && t.clean === s.name));
+const policies = POLICIES.filter((p) => p.includes(POLICY_FILTER));
 const runs: Run[] = [];
-for (const scenario of SCENARIOS) {
-  for (const policy of POLICIES) {
+for (const scenario of selected) {
+  for (const policy of policies) {
     for (let seed = 1; seed <= SEEDS; seed++) {
       const run = await runOnce(scenario, policy, seed);
       runs.push(run);
@@ -124,8 +129,8 @@ for (const scenario of SCENARIOS) {
 }
 
 const mean = (values: number[]) => (values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length);
-const rows = SCENARIOS.flatMap((scenario) =>
-  POLICIES.map((policy) => {
+const rows = selected.flatMap((scenario) =>
+  policies.map((policy) => {
     const mine = runs.filter((r) => r.scenario === scenario.name && r.policy === policy);
     // Paired: each seed's loss against the clean scenario's run under the same policy and seed.
     const ratios = mine.flatMap((run) => {
@@ -145,4 +150,4 @@ const rows = SCENARIOS.flatMap((scenario) =>
     };
   }),
 );
-await writeResults("watchdog", { backend, seeds: SEEDS, steps: STEPS, rows, runs });
+await writeResults(ONLY || POLICY_FILTER ? "watchdog-partial" : "watchdog", { backend, seeds: SEEDS, steps: STEPS, rows, runs });

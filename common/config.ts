@@ -35,6 +35,12 @@ export const EnvSchema = Type.Object({
     default: 1,
     description: "Jobs trained at once by the in-process worker; 0 runs no worker",
   }),
+  GRADGUARD_MAX_DATASET_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 2 ** 31 - 1,
+    default: 50 * 1024 * 1024,
+    description: "Largest CSV upload, in bytes",
+  }),
   GRADGUARD_MAX_ATTEMPTS: Type.Integer({
     minimum: 1,
     maximum: 100,
@@ -68,6 +74,7 @@ export interface Config {
   backend: BackendName | undefined;
   maxSteps: number;
   workerConcurrency: number;
+  maxDatasetBytes: number;
   maxAttempts: number;
   leaseMs: number;
   pollMs: number;
@@ -107,6 +114,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     backend: e.GRADGUARD_BACKEND,
     maxSteps: e.GRADGUARD_MAX_STEPS,
     workerConcurrency: e.GRADGUARD_WORKER_CONCURRENCY,
+    maxDatasetBytes: e.GRADGUARD_MAX_DATASET_BYTES,
     maxAttempts: e.GRADGUARD_MAX_ATTEMPTS,
     leaseMs: e.GRADGUARD_LEASE_MS,
     pollMs: e.GRADGUARD_POLL_MS,
@@ -137,6 +145,7 @@ export function configToEnv(config: Config): Record<string, string> {
     LOG_FORMAT: config.logFormat,
     GRADGUARD_MAX_STEPS: String(config.maxSteps),
     GRADGUARD_WORKER_CONCURRENCY: String(config.workerConcurrency),
+    GRADGUARD_MAX_DATASET_BYTES: String(config.maxDatasetBytes),
     GRADGUARD_MAX_ATTEMPTS: String(config.maxAttempts),
     GRADGUARD_LEASE_MS: String(config.leaseMs),
     GRADGUARD_POLL_MS: String(config.pollMs),

@@ -7,13 +7,14 @@ import type { Logger } from "../common/logger.ts";
 import type { PrismaClient } from "../prisma/client.ts";
 import { registerErrorHandling } from "./errors.ts";
 import prismaPlugin from "./plugins/prisma.ts";
+import datasetRoutes from "./routes/datasets.ts";
 import healthRoutes from "./routes/health.ts";
 import jobRoutes from "./routes/jobs.ts";
 import { validatorCompiler } from "./validation.ts";
 
 export interface AppOptions {
   prisma: PrismaClient;
-  config: Pick<Config, "maxSteps">;
+  config: Pick<Config, "maxSteps" | "maxDatasetBytes">;
   logger: Logger;
 }
 
@@ -34,6 +35,7 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
     async (api) => {
       await api.register(healthRoutes);
       await api.register(jobRoutes, { limits: { maxSteps: config.maxSteps } });
+      await api.register(datasetRoutes, { maxBytes: config.maxDatasetBytes });
     },
     { prefix: "/api/v1" },
   );

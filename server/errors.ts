@@ -82,6 +82,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
         errors.map((e) => `${part}${e.field === "/" ? "" : e.field}: ${e.message}`).join("; "),
         errors,
       );
+    } else if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      problem = new HttpProblem(413, "Content Too Large", `the request body is larger than the ${request.routeOptions.bodyLimit} bytes this route accepts`);
     } else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       // Fastify's own client errors (malformed JSON, body too large, bad content type, …).
       problem = new HttpProblem(error.statusCode, STATUS_TITLES[error.statusCode] ?? "Client Error", error.message);

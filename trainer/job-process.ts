@@ -7,6 +7,7 @@ import { createLogger, type Logger } from "../common/logger.ts";
 import { createPrismaClient, type PrismaClient } from "../prisma/client.ts";
 import { resolveBackend } from "./backend.ts";
 import { watchForCancel } from "./job-control.ts";
+import { loadDataset } from "./data/dataset-store.ts";
 import { deleteCheckpointsAfter, loadCheckpoints, saveCheckpoint } from "./checkpoint-store.ts";
 import { parseJobSpec } from "./spec.ts";
 import { StepWriter } from "./step-writer.ts";
@@ -65,7 +66,8 @@ async function runJob(
     if (!job) throw new Error(`job ${jobId} does not exist`);
     const spec = parseJobSpec(job.spec, config);
     const backend = await resolveBackend(config.backend, log);
-    const training = prepareTraining(spec);
+    const dataset = spec.data.kind === "csv" ? await loadDataset(prisma, spec.data.datasetId) : undefined;
+    const training = prepareTraining(spec, { dataset });
     const checkpoints = await loadCheckpoints(prisma, jobId);
     await training.restore(checkpoints);
     const resumeAt = checkpoints.at(-1)?.step ?? 0;

@@ -4,7 +4,7 @@
 // configured caps). A spec is data only: it names layers and generators, never code or paths.
 import Type, { type Static } from "typebox";
 import Value from "typebox/value";
-import { checkDataSpec, datasetShape } from "./data/datasets.ts";
+import { checkDataSpec, dataSize, datasetShape } from "./data/datasets.ts";
 import { DataSchema } from "./data/spec.ts";
 import { FaultsSchema } from "./faults.ts";
 import { checkModelSpec, ModelSchema } from "./model-spec.ts";
@@ -89,7 +89,7 @@ export function withDefaults(input: Static<typeof JobSpecSchema>): JobSpec {
 }
 
 function trainingExamples(spec: JobSpec): number {
-  return Math.floor(spec.data.size * (1 - spec.validation.fraction));
+  return Math.floor(dataSize(spec.data) * (1 - spec.validation.fraction));
 }
 
 function stepsForEpochs(spec: JobSpec, epochs: number): number {

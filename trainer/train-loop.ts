@@ -134,11 +134,13 @@ export interface PreparedTraining {
 export interface TrainingOptions {
   /** Replaces the spec's watchdog (tests, benchmarks); null trains unguarded. */
   guard?: StepGuard | null;
+  /** The data, when it is not generated from the spec (an uploaded dataset). */
+  dataset?: Dataset;
 }
 
 /** Builds everything a spec needs; `run` then trains it. Layer names are known before step 0. */
 export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): PreparedTraining {
-  const { train, validation } = splitDataset(makeDataset(spec.data), spec.validation.fraction);
+  const { train, validation } = splitDataset(options.dataset ?? makeDataset(spec.data), spec.validation.fraction);
   const built = buildModel(spec);
   const guard = options.guard === undefined ? createGuard(spec.watchdog, built.layerNames) : (options.guard ?? undefined);
   let optimizer = makeOptimizer(spec.optimizer);

@@ -1,7 +1,8 @@
 // /api/v1/jobs: submit a job, list and read jobs, read a job's steps.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { Job } from "../../prisma/client.ts";
-import { type SpecLimits, checkJobSpec, JobSpecSchema, withDefaults } from "../../trainer/spec.ts";
+import { datasetFacts } from "../../trainer/data/dataset-store.ts";
+import { checkJobSpec, JobSpecSchema, type SpecLimits, type SpecProblem, withDefaults } from "../../trainer/spec.ts";
 import { ConflictProblem, InvalidRequestProblem, NotFoundProblem, ProblemSchema } from "../errors.ts";
 import { JOB_CONTROL_CHANNEL } from "../../prisma/channels.ts";
 import {
@@ -22,8 +23,20 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
     "/jobs",
     { schema: { body: JobSpecSchema, response: { 201: JobSchema, 400: ProblemSchema } } },
     async (request, reply) => {
+      const problems: SpecProblem[] = [];
+      const data = request.body.data;
+      if (data.kind === "csv") {
+        // An upload's size and shape are recorded in the spec: the job says what it trained on.
+        const facts = await datasetFacts(app.prisma, data.datasetId);
+        for (const key of ["size", "features", "targets"] as const) {
+          if (facts && data[key] !== undefined && data[key] !== facts[key]) {
+            problems.push({ field: `/data/${key}`, message: `is ${facts[key]} for dataset ${data.datasetId}; leave it out and it is filled in` });
+          }
+        }
+        if (facts) Object.assign(data, facts);
+      }
       const spec = withDefaults(request.body);
-      const problems = checkJobSpec(spec, limits);
+      problems.push(...checkJobSpec(spec, limits));
       if (problems.length > 0) {
         throw new InvalidRequestProblem(
           problems.map((p) => `body${p.field}: ${p.message}`).join("; "),

@@ -23,6 +23,7 @@ describe("loadConfig", () => {
       backend: undefined,
       maxSteps: 1_000_000,
       workerConcurrency: 1,
+      maxDatasetBytes: 52_428_800,
       maxAttempts: 3,
       leaseMs: 30_000,
       pollMs: 500,

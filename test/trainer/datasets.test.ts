@@ -59,9 +59,10 @@ describe.each(GENERATORS)("%s", (_kind, spec) => {
     expect(makeDataset({ ...spec, seed: 3 })).toEqual(a);
     expect(makeDataset({ ...spec, seed: 4 }).x).not.toEqual(a.x);
     const shape = datasetShape(spec);
-    expect(a).toMatchObject({ examples: spec.size, ...shape });
-    expect(a.x).toHaveLength(spec.size * shape.featureShape.reduce((p, d) => p * d, 1));
-    expect(a.y).toHaveLength(spec.size * shape.targetShape.reduce((p, d) => p * d, 1));
+    const size = spec.size ?? 0;
+    expect(a).toMatchObject({ examples: size, ...shape });
+    expect(a.x).toHaveLength(size * shape.featureShape.reduce((p, d) => p * d, 1));
+    expect(a.y).toHaveLength(size * shape.targetShape.reduce((p, d) => p * d, 1));
     expect(a.x.every(Number.isFinite) && a.y.every(Number.isFinite)).toBe(true);
   });
 });

@@ -41,14 +41,24 @@ export function datasetShape(spec: DataSpec): DatasetShape {
       return { featureShape: [data.seqLen, 2], targetShape: [1] };
     case "parity":
       return { featureShape: [data.bits], targetShape: [2] };
+    case "csv":
+      return { featureShape: [data.features], targetShape: [data.targets] };
   }
+}
+
+/** Examples in the data: a generator's `size`, or an upload's row count (filled in at submission). */
+export function dataSize(spec: DataSpec): number {
+  return spec.size ?? 0;
 }
 
 /** The size rule a schema cannot say: all examples together stay under MAX_DATASET_FLOATS. */
 export function checkDataSpec(spec: DataSpec): SpecProblem[] {
+  if (spec.kind === "csv" && (spec.size === undefined || spec.features === undefined || spec.targets === undefined)) {
+    return [{ field: "/data/datasetId", message: "names no uploaded dataset (POST /api/v1/datasets to upload one)" }];
+  }
   const { featureShape, targetShape } = datasetShape(spec);
   const perExample = product(featureShape) + product(targetShape);
-  if (spec.size * perExample <= MAX_DATASET_FLOATS) return [];
+  if (dataSize(spec) * perExample <= MAX_DATASET_FLOATS) return [];
   return [
     {
       field: "/data/size",
@@ -72,6 +82,8 @@ export function makeDataset(spec: DataSpec): Dataset {
       return adding(data);
     case "parity":
       return parity(data);
+    case "csv":
+      throw new Error("an uploaded dataset is loaded from the database by the job process, not generated");
   }
 }
 

@@ -69,8 +69,20 @@ export const ParityDataSchema = Type.Object(
   { additionalProperties: false, description: "Random bits (0 or 1); one-hot target [even, odd] of their XOR" },
 );
 
-export const DataSchema = taggedUnion("kind", [SpiralsDataSchema, BlobsDataSchema, SineDataSchema, AddingDataSchema, ParityDataSchema], {
-  description: "A seeded generator, selected by `kind`",
+export const CsvDataSchema = Type.Object(
+  {
+    kind: Type.Literal("csv"),
+    datasetId: Type.String({ format: "uuid", description: "An uploaded dataset (POST /api/v1/datasets)" }),
+    size: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_EXAMPLES, description: "Filled in from the dataset when the job is submitted" })),
+    features: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: "Filled in from the dataset when the job is submitted" })),
+    targets: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: "Filled in from the dataset when the job is submitted" })),
+    seed: Seed,
+  },
+  { additionalProperties: false, description: "An uploaded CSV dataset; its size and shape are recorded in the job when it is submitted" },
+);
+
+export const DataSchema = taggedUnion("kind", [SpiralsDataSchema, BlobsDataSchema, SineDataSchema, AddingDataSchema, ParityDataSchema, CsvDataSchema], {
+  description: "A seeded generator, or an uploaded dataset, selected by `kind`",
 });
 export type DataSpec = Static<typeof DataSchema>;
 export type DataKind = DataSpec["kind"];
