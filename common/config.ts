@@ -4,7 +4,7 @@ import Type, { type Static } from "typebox";
 import Value from "typebox/value";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export const BACKENDS = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+export const BACKENDS = ["tensorflow-gpu", "webgpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export const EnvSchema = Type.Object({

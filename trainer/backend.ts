@@ -1,7 +1,7 @@
-// Picks the tfjs backend at run time: native TensorFlow with CUDA, native TensorFlow on CPU,
-// WebAssembly, then pure JavaScript. The native packages are optional dependencies (their
-// install downloads libtensorflow, which fails offline), so each is tried and the reason it was
-// skipped is logged.
+// Picks the tfjs backend at run time: native TensorFlow with CUDA, WebGPU (Dawn), native
+// TensorFlow on CPU, WebAssembly, then pure JavaScript. The GPU and native packages are optional
+// dependencies (tfjs-node's install downloads libtensorflow, which fails offline), so each is
+// tried and the reason it was skipped is logged.
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
@@ -47,16 +47,38 @@ interface Candidate {
   name: BackendName;
   /** The tfjs backend it registers. */
   tfName: string;
-  /** An optional package that must load first (it registers the backend). */
-  packageName?: string;
+  /** Loads what the backend needs (it registers the tfjs backend); throws with the reason it cannot. */
+  load?: () => Promise<void>;
 }
 
+// Package names held in variables: TypeScript then does not require optional packages.
+const NATIVE_GPU = "@tensorflow/tfjs-node-gpu";
+const NATIVE_CPU = "@tensorflow/tfjs-node";
+const DAWN = "webgpu";
+const WEBGPU_BACKEND = "@tensorflow/tfjs-backend-webgpu";
+
 const CANDIDATES: Candidate[] = [
-  { name: "tensorflow-gpu", tfName: "tensorflow", packageName: "@tensorflow/tfjs-node-gpu" },
-  { name: "tensorflow", tfName: "tensorflow", packageName: "@tensorflow/tfjs-node" },
+  { name: "tensorflow-gpu", tfName: "tensorflow", load: async () => void (await import(NATIVE_GPU)) },
+  { name: "webgpu", tfName: "webgpu", load: loadWebGpu },
+  { name: "tensorflow", tfName: "tensorflow", load: async () => void (await import(NATIVE_CPU)) },
   { name: "wasm", tfName: "wasm" },
   { name: "cpu", tfName: "cpu" },
 ];
+
+/**
+ * tfjs's WebGPU backend over Dawn (dawn.node from the npm package `webgpu`, on Vulkan, Metal or
+ * D3D12). The backend registers only if navigator.gpu exists when it is imported, so the GPU
+ * comes first; without an adapter (no GPU, no driver) it is skipped.
+ */
+async function loadWebGpu(): Promise<void> {
+  const { create, globals } = (await import(DAWN)) as { create(flags: string[]): { requestAdapter(): Promise<unknown> }; globals: object };
+  const gpu = create([]);
+  if (!(await gpu.requestAdapter())) throw new Error("no WebGPU adapter (no GPU, or no Vulkan/Metal/D3D12 driver)");
+  Object.assign(globalThis, globals);
+  const existing = (globalThis as { navigator?: object }).navigator;
+  Object.defineProperty(globalThis, "navigator", { value: { ...existing, gpu }, configurable: true });
+  await import(WEBGPU_BACKEND);
+}
 
 /** Activates the forced backend, or the first that works; returns its gradguard name. */
 export async function resolveBackend(forced: BackendName | undefined, log: Logger): Promise<BackendName> {
@@ -64,8 +86,7 @@ export async function resolveBackend(forced: BackendName | undefined, log: Logge
   const skipped: Record<string, string> = {};
   for (const candidate of candidates) {
     try {
-      // A package name held in a variable: TypeScript does not require optional packages.
-      if (candidate.packageName) await import(candidate.packageName);
+      await candidate.load?.();
       if (!(await tf.setBackend(candidate.tfName))) throw new Error(`tfjs could not initialise the ${candidate.tfName} backend`);
       await tf.ready();
       log.info({ backend: candidate.name, skipped }, forced ? "tfjs backend forced by GRADGUARD_BACKEND" : "tfjs backend selected");
