@@ -30,7 +30,7 @@ afterAll(() => {
  * Starts `npm start` (or another script) with a clean environment: only what is given here,
  * plus PATH and HOME, so the suite's own DATABASE_URL does not leak into an embedded test.
  */
-export async function startServer(env: Record<string, string>, script = "start"): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>, script: "start" | "worker" = "start"): Promise<ServerProcess> {
   const child = spawn("npm", ["run", "--silent", script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: "0", LOG_FORMAT: "json", GRADGUARD_POLL_MS: "100", ...env },
@@ -88,8 +88,9 @@ export async function startServer(env: Record<string, string>, script = "start")
     });
   const dump = () => lines.map((l) => JSON.stringify(l)).join("\n").slice(-4000);
 
-  const serving = await waitForLog((line) => typeof line.msg === "string" && line.msg.startsWith("gradguard is serving"));
-  return { url: serving.url as string, pid: serving.pid, lines, exited, waitForLog };
+  // A server is ready when it serves; a standalone worker when it starts taking jobs.
+  const ready = await waitForLog((line) => typeof line.msg === "string" && (script === "start" ? line.msg.startsWith("gradguard is serving") : line.msg === "worker started"));
+  return { url: (ready.url as string | undefined) ?? "", pid: ready.pid, lines, exited, waitForLog };
 }
 
 export async function api<T = Record<string, unknown>>(base: string, path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
