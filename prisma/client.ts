@@ -3,7 +3,7 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "./generated/client.ts";
 
-export type { Job, Step } from "./generated/client.ts";
+export type { Command, Job, Step } from "./generated/client.ts";
 export { Prisma, PrismaClient, JobStatus } from "./generated/client.ts";
 
 export interface PrismaOptions {

@@ -7,6 +7,7 @@ import type { Logger } from "../common/logger.ts";
 import type { PrismaClient } from "../prisma/client.ts";
 import { registerErrorHandling } from "./errors.ts";
 import prismaPlugin from "./plugins/prisma.ts";
+import commandRoutes from "./routes/commands.ts";
 import datasetRoutes from "./routes/datasets.ts";
 import healthRoutes from "./routes/health.ts";
 import jobRoutes from "./routes/jobs.ts";
@@ -36,6 +37,7 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
       await api.register(healthRoutes);
       await api.register(jobRoutes, { limits: { maxSteps: config.maxSteps } });
       await api.register(datasetRoutes, { maxBytes: config.maxDatasetBytes });
+      await api.register(commandRoutes);
     },
     { prefix: "/api/v1" },
   );

@@ -6,7 +6,8 @@ import { ConfigError, loadConfig } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { createPrismaClient, type PrismaClient } from "../prisma/client.ts";
 import { resolveBackend } from "./backend.ts";
-import { watchForCancel } from "./job-control.ts";
+import type { PendingCommand } from "./commands.ts";
+import { watchJob } from "./job-control.ts";
 import { loadDataset } from "./data/dataset-store.ts";
 import { deleteCheckpointsAfter, loadCheckpoints, saveCheckpoint } from "./checkpoint-store.ts";
 import { parseJobSpec } from "./spec.ts";
@@ -60,7 +61,16 @@ async function runJob(
   // The worker is gone (killed, crashed): hand the job back instead of training unsupervised.
   process.on("disconnect", () => requestStop("worker disconnected"));
 
-  const control = await watchForCancel(databaseUrl, { jobId, attempt }, log, (status) => requestStop(`job is now ${status}`));
+  const commands: PendingCommand[] = [];
+  const control = await watchJob(databaseUrl, { jobId, attempt }, log, {
+    onCancelled: (status) => requestStop(`job is now ${status}`),
+    onCommands: (fresh) => commands.push(...fresh),
+  });
+  // Acknowledgements are written in order, off the training path.
+  let acknowledged: Promise<unknown> = Promise.resolve();
+  const acknowledge = (write: () => Promise<unknown>) => {
+    acknowledged = acknowledged.then(write).catch((error: unknown) => log.warn({ err: error }, "could not record a command's outcome"));
+  };
   try {
     const job = await prisma.job.findUnique({ where: { id: jobId } });
     if (!job) throw new Error(`job ${jobId} does not exist`);
@@ -97,15 +107,33 @@ async function runJob(
         checkpointsSaved = checkpointsSaved.then(() => deleteCheckpointsAfter(prisma, jobId, step));
       },
       shouldStop: () => stopRequested,
+      takeCommands: () => commands.splice(0),
+      onCommandApplied: (command, step, error) =>
+        acknowledge(() =>
+          prisma.command.update({
+            where: { id: BigInt(command.id) },
+            data: { status: error ? "rejected" : "applied", appliedAt: new Date(), appliedStep: step, error },
+          }),
+        ),
+      onPausedChange: (paused) => acknowledge(() => prisma.job.updateMany({ where: fence, data: { paused } })),
     });
     training.dispose();
     await checkpointsSaved;
+    await acknowledged;
     await writer.close();
     if (writer.droppedRows > 0) throw new Error(`${writer.droppedRows} step rows were lost while the database was unreachable`);
 
     if (summary.diverged !== null) {
       await prisma.job.updateMany({ where: fence, data: { status: "diverged", error: summary.diverged, finishedAt: new Date(), workerId: null } });
       log.warn({ stepsRun: summary.stepsRun, reason: summary.diverged }, "training stopped: diverged");
+      return 0;
+    }
+    if (summary.stoppedByCommand) {
+      await prisma.job.updateMany({
+        where: fence,
+        data: { status: "cancelled", paused: false, error: `stopped by a stop command before step ${summary.stepsRun}; checkpoints kept`, finishedAt: new Date(), workerId: null },
+      });
+      log.info({ stepsRun: summary.stepsRun }, "training stopped by command");
       return 0;
     }
     if (summary.stopped) {

@@ -25,6 +25,7 @@ export class StepWriter {
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private closing = false;
   private dropped = 0;
   private readonly batchSize: number;
   private readonly flushIntervalMs: number;
@@ -67,7 +68,9 @@ export class StepWriter {
   /** Writes every buffered row, retrying until done or `deadlineMs` passes (then throws). */
   async close(deadlineMs = 30_000): Promise<void> {
     const deadline = Date.now() + deadlineMs;
-    while (this.buffer.length > 0 || this.flushing) {
+    // Events after the last step (a command applied just before stopping) go out with the end.
+    this.closing = true;
+    while (this.buffer.length > 0 || this.events.length > 0 || this.flushing) {
       if (Date.now() > deadline) throw new Error(`could not write ${this.buffer.length} step rows before the deadline`);
       this.startFlush();
       await this.flushing;
@@ -78,7 +81,7 @@ export class StepWriter {
   private startFlush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.flushing || this.buffer.length === 0) return;
+    if (this.flushing || (this.buffer.length === 0 && !(this.closing && this.events.length > 0))) return;
     this.flushing = this.flushOnce().finally(() => {
       this.flushing = undefined;
       if (this.buffer.length >= this.batchSize) this.startFlush();
@@ -89,7 +92,7 @@ export class StepWriter {
   private async flushOnce(): Promise<void> {
     const rows = this.buffer.slice(0, this.batchSize);
     const lastStep = rows.at(-1)?.step ?? -1;
-    const events = this.events.filter((event) => event.step <= lastStep);
+    const events = this.closing && this.buffer.length === rows.length ? this.events : this.events.filter((event) => event.step <= lastStep);
     try {
       await insertSteps(this.prisma, this.jobId, rows, events);
       this.events = this.events.filter((event) => !events.includes(event));
@@ -112,10 +115,10 @@ export class StepWriter {
  * layerNorms are sent as array literals ("{0.1,NaN}") because unnest flattens 2-D arrays.
  */
 export async function insertSteps(prisma: PrismaClient, jobId: string, rows: StepRecord[], events: TrainingEvent[] = []): Promise<void> {
-  if (rows.length === 0) return;
+  if (rows.length === 0 && events.length === 0) return;
   const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
   const floats = (pick: (row: StepRecord) => number | null) => rows.map((row) => floatText(pick(row)));
-  const statements = [
+  const statements = rows.length === 0 ? [] : [
     prisma.$executeRaw`
       INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs",
                           "weightNorm", "updateRatio", "gradNormAfter", "clipCoef", "action", "valLoss")

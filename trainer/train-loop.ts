@@ -10,8 +10,10 @@ import { createGuard } from "./guard.ts";
 import { buildModel, dropoutCounters, restoreDropoutCounters } from "./model.ts";
 import { makeOptimizer, readOptimizerScalars, scheduledRate, writeOptimizerScalars } from "./optimizer.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
+import type { PendingCommand } from "./commands.ts";
 import type { JobSpec } from "./spec.ts";
 import { applyUpdate, type Batch, LOSSES, measureGradients, type StepContext } from "./train-step.ts";
+import type { Policy } from "./watchdog/index.ts";
 
 export type StepAction = "none" | "clip" | "lowerLr" | "skip" | "rollback" | "stop";
 
@@ -84,7 +86,26 @@ export interface TrainingCheckpoint {
   step: number;
   weights: NamedValues[];
   optimizer: NamedValues[];
-  state: { sampler: SamplerState; lrScale: number; optimizerScalars: Record<string, number>; dropout: Record<string, number>; guard: unknown };
+  state: {
+    sampler: SamplerState;
+    lrScale: number;
+    optimizerScalars: Record<string, number>;
+    dropout: Record<string, number>;
+    operator: OperatorSettings;
+    guard: unknown;
+  };
+}
+
+/** What operators' commands changed, kept with checkpoints so a resumed job keeps it. */
+export interface OperatorSettings {
+  /** Replaces the schedule (setLearningRate); null: the schedule applies. */
+  learningRate: number | null;
+  /** Multiplies the learning rate (scaleLearningRate). */
+  learningRateFactor: number;
+  /** Clip the global norm to this on top of the watchdog (setClipThreshold). */
+  maxNorm: number | null;
+  /** The watchdog policy chosen by setPolicy; null: the spec's. */
+  policy: Policy | null;
 }
 
 export interface NamedValues {
@@ -104,13 +125,21 @@ export interface TrainCallbacks {
   onCheckpointsDiscarded?(step: number): void | Promise<void>;
   /** Checked before each step; true stops the loop cleanly after the current step. */
   shouldStop?(): boolean;
+  /** Operator commands that arrived since the last call, applied before the next step. */
+  takeCommands?(): PendingCommand[];
+  /** A command took effect before `step`, or was rejected with `error`. */
+  onCommandApplied?(command: PendingCommand, step: number, error: string | null): void;
+  /** The job was paused (true) or resumed (false) by a command. */
+  onPausedChange?(paused: boolean): void;
 }
 
 export interface TrainSummary {
   layerNames: string[];
   /** Steps completed in all (the last step is stepsRun - 1). */
   stepsRun: number;
+  /** Stopped early: by shouldStop (hand the job back) or by a stop command. */
   stopped: boolean;
+  stoppedByCommand: boolean;
   /** Why the guard stopped the job, if it did. */
   diverged: string | null;
   finalLoss: number | null;
@@ -142,7 +171,8 @@ export interface TrainingOptions {
 export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): PreparedTraining {
   const { train, validation } = splitDataset(options.dataset ?? makeDataset(spec.data), spec.validation.fraction);
   const built = buildModel(spec);
-  const guard = options.guard === undefined ? createGuard(spec.watchdog, built.layerNames) : (options.guard ?? undefined);
+  let guard = options.guard === undefined ? createGuard(spec.watchdog, built.layerNames) : (options.guard ?? undefined);
+  let operator: OperatorSettings = { learningRate: null, learningRateFactor: 1, maxNorm: null, policy: null };
   let optimizer = makeOptimizer(spec.optimizer);
   const context: StepContext = { model: built.model, optimizer, loss: LOSSES[spec.loss], layerVariables: built.layerVariables };
   const sampler = new BatchSampler(train, spec.batchSize, spec.seed);
@@ -167,6 +197,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
       lrScale,
       optimizerScalars: readOptimizerScalars(optimizer),
       dropout: dropoutCounters(built.model),
+      operator: { ...operator },
       guard: guard?.snapshot() ?? null,
     },
   });
@@ -185,6 +216,10 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
     tf.dispose(values.map((v) => v.tensor));
     writeOptimizerScalars(optimizer, checkpoint.state.optimizerScalars);
   };
+
+  /** The learning rate before faults and the watchdog: the schedule, or the operator's. */
+  const baseRate = (step: number) => (operator.learningRate ?? scheduledRate(spec.optimizer, step, spec.steps)) * operator.learningRateFactor;
+  const effectiveRate = (step: number) => baseRate(step) * lrScale;
 
   const validationLoss = (): number => {
     const total = tf.tidy(() =>
@@ -210,6 +245,9 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
       sampler.restore(checkpoint.state.sampler);
       restoreDropoutCounters(built.model, checkpoint.state.dropout ?? {});
       lrScale = checkpoint.state.lrScale;
+      operator = { ...checkpoint.state.operator };
+      // A policy switched by command before the checkpoint: its state only fits its own guard.
+      if (operator.policy !== null && options.guard === undefined) guard = createGuard({ policy: operator.policy }, built.layerNames);
       if (guard && checkpoint.state.guard !== null) guard.restore(checkpoint.state.guard);
       firstStep = checkpoint.step;
       checkpoints.splice(0, checkpoints.length, ...saved.slice(-spec.checkpoint.keep));
@@ -222,8 +260,67 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
       const emit = (event: TrainingEvent) => callbacks.onEvent?.(event);
       if (checkpoints.length === 0) checkpoints.push(await capture(step)); // rollback target before any trouble
 
+      let paused = false;
+      let stoppedByCommand = false;
+      /** Applies an operator command before `step`; returns why it was rejected, or null. */
+      const apply = async (command: PendingCommand): Promise<string | null> => {
+        const lrBefore = effectiveRate(step);
+        switch (command.type) {
+          case "setLearningRate":
+            operator = { ...operator, learningRate: command.value, learningRateFactor: 1 };
+            break;
+          case "scaleLearningRate":
+            operator = { ...operator, learningRateFactor: operator.learningRateFactor * command.factor };
+            break;
+          case "setClipThreshold":
+            operator = { ...operator, maxNorm: command.maxNorm };
+            break;
+          case "setPolicy":
+            if (options.guard !== undefined) return "this training has a fixed guard";
+            guard = createGuard({ policy: command.policy }, built.layerNames);
+            operator = { ...operator, policy: command.policy };
+            lrScale = 1;
+            break;
+          case "pause":
+          case "resume":
+            paused = command.type === "pause";
+            callbacks.onPausedChange?.(paused);
+            break;
+          case "checkpoint": {
+            const checkpoint = await capture(step);
+            checkpoints.push(checkpoint);
+            if (checkpoints.length > spec.checkpoint.keep) checkpoints.shift();
+            await callbacks.onCheckpoint?.(checkpoint);
+            break;
+          }
+          case "stop":
+            stoppedByCommand = true;
+            break;
+        }
+        const { id: _, ...args } = command;
+        emit({
+          step,
+          kind: "commandApplied",
+          severity: "info",
+          message: `applied ${command.type} before step ${step}`,
+          detail: { command: args, lrBefore, lrAfter: effectiveRate(step) },
+        });
+        return null;
+      };
+      const applyCommands = async () => {
+        for (const command of callbacks.takeCommands?.() ?? []) {
+          const error = await apply(command);
+          callbacks.onCommandApplied?.(command, step, error);
+        }
+      };
+
       for (; step < spec.steps && diverged === null; step++) {
-        if (callbacks.shouldStop?.()) break;
+        await applyCommands();
+        while (paused && !stoppedByCommand && !callbacks.shouldStop?.()) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await applyCommands();
+        }
+        if (stoppedByCommand || callbacks.shouldStop?.()) break;
         const started = performance.now();
         const faults = faultsAt(spec.faults, step);
         for (const fault of faults.starting) {
@@ -233,7 +330,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         const { measurement, grads } = measureGradients(context, batch, faults.gradFactor);
         tf.dispose([batch.x, batch.y]);
 
-        const proposedLr = scheduledRate(spec.optimizer, step, spec.steps) * faults.lrFactor;
+        const proposedLr = baseRate(step) * faults.lrFactor;
         const observation: GuardObservation = {
           step,
           loss: measurement.loss,
@@ -244,7 +341,8 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         };
         const decision = guard?.decide(observation) ?? NO_DECISION;
         lrScale = decision.lrScale;
-        const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
+        const clipTo = Math.min(decision.clipTo ?? Number.POSITIVE_INFINITY, operator.maxNorm ?? Number.POSITIVE_INFINITY);
+        const clipCoef = measurement.gradNorm > clipTo ? clipTo / measurement.gradNorm : 1;
         const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
         const lr = proposedLr * lrScale;
         applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
@@ -279,7 +377,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           updateRatio: observation.updateRatio,
           gradNormAfter: skip ? 0 : measurement.gradNorm * clipCoef,
           clipCoef,
-          action: decision.action,
+          action: decision.action === "none" && clipCoef < 1 ? "clip" : decision.action,
           lr,
           stepMs: performance.now() - started,
           valLoss,
@@ -294,7 +392,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         // Let the writer's I/O and signal handlers run between steps.
         await yieldToEventLoop();
       }
-      return { layerNames: built.layerNames, stepsRun: step, stopped: step < spec.steps && diverged === null, diverged, finalLoss, finalValLoss };
+      return { layerNames: built.layerNames, stepsRun: step, stopped: step < spec.steps && diverged === null, stoppedByCommand, diverged, finalLoss, finalValLoss };
     },
   };
 }

@@ -182,6 +182,7 @@ function toJobResponse(job: Job): JobResponse {
     backend: job.backend,
     layerNames: job.layerNames,
     lastStep: job.lastStep,
+    paused: job.paused,
     createdAt: job.createdAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,

@@ -13,6 +13,7 @@ export const JobSchema = Type.Object({
   backend: Type.Union([Type.String(), Type.Null()], { description: "tfjs backend of the last attempt" }),
   layerNames: Type.Array(Type.String()),
   lastStep: Type.Union([Type.Integer(), Type.Null()], { description: "Last step stored; null before the first" }),
+  paused: Type.Boolean({ description: "Held by a pause command" }),
   createdAt: Type.String({ format: "date-time" }),
   startedAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
   finishedAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
