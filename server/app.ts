@@ -1,21 +1,30 @@
 // Builds the Fastify application as a plugin-composed instance; server/main.ts listens with
 // it and tests build exactly the same thing.
+import cors from "@fastify/cors";
+import helmet from "@fastify/helmet";
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Config } from "../common/config.ts";
 import type { Logger } from "../common/logger.ts";
 import type { PrismaClient } from "../prisma/client.ts";
-import { registerErrorHandling } from "./errors.ts";
+import { HttpProblem, registerErrorHandling } from "./errors.ts";
+import authPlugin from "./plugins/auth.ts";
 import prismaPlugin from "./plugins/prisma.ts";
 import commandRoutes from "./routes/commands.ts";
 import datasetRoutes from "./routes/datasets.ts";
 import healthRoutes from "./routes/health.ts";
 import jobRoutes from "./routes/jobs.ts";
+import runRoutes from "./routes/runs.ts";
+import tokenRoutes from "./routes/tokens.ts";
+import { hashToken } from "./tokens.ts";
 import { validatorCompiler } from "./validation.ts";
 
 export interface AppOptions {
   prisma: PrismaClient;
-  config: Pick<Config, "maxSteps" | "maxDatasetBytes">;
+  config: Pick<Config, "maxSteps" | "maxDatasetBytes" | "adminToken" | "corsOrigins" | "rateLimit">;
   logger: Logger;
 }
 
@@ -31,13 +40,36 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
   // The API speaks JSON only: plain text gets 415, not a confusing "body must be object".
   app.removeContentTypeParser("text/plain");
   registerErrorHandling(app);
+
+  await app.register(helmet, { global: true });
+  if (config.corsOrigins) await app.register(cors, { origin: config.corsOrigins === "*" ? "*" : config.corsOrigins });
+  await app.register(rateLimit, {
+    max: config.rateLimit,
+    timeWindow: "1 minute",
+    // Per token when there is one (hashed: the key is kept in memory), else per address.
+    keyGenerator: (request) => (request.headers.authorization ? hashToken(request.headers.authorization) : request.ip),
+    errorResponseBuilder: (_request, context) =>
+      new HttpProblem(429, "Too Many Requests", `more than ${context.max} requests in ${context.after === "1 minute" ? "a minute" : context.after}; retry in ${Math.ceil(context.ttl / 1000)} s`),
+  });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: "gradguard API", version: "1", description: "Train neural networks with TensorFlow.js; every step guarded against gradient explosion." },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An API token (see /api/v1/tokens)" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", staticCSP: true });
+
   await app.register(prismaPlugin, { prisma });
+  await app.register(authPlugin, { prisma, adminToken: config.adminToken });
   await app.register(
     async (api) => {
       await api.register(healthRoutes);
       await api.register(jobRoutes, { limits: { maxSteps: config.maxSteps } });
       await api.register(datasetRoutes, { maxBytes: config.maxDatasetBytes });
       await api.register(commandRoutes);
+      await api.register(tokenRoutes);
+      await api.register(runRoutes);
     },
     { prefix: "/api/v1" },
   );

@@ -22,7 +22,7 @@ export const ProblemSchema = Type.Object(
       Type.Array(Type.Object({ in: Type.String(), field: Type.String(), message: Type.String() })),
     ),
   },
-  { $id: "Problem", description: "RFC 9457 problem details" },
+  { description: "RFC 9457 problem details" },
 );
 
 /** An error with an HTTP status and a message safe to show the client. */

@@ -6,14 +6,23 @@ import { onShutdown, runMain } from "../common/shutdown.ts";
 import { connect } from "../prisma/connect.ts";
 import { Worker } from "../trainer/worker.ts";
 import { buildApp } from "./app.ts";
+import { ensureAdminToken } from "./tokens.ts";
 
 await runMain("gradguard", async () => {
   const config = loadConfig();
   const log = createLogger(config, "gradguard");
   const connection = await connect(config, log);
+  const firstAdminToken = await ensureAdminToken(connection.prisma, config.adminToken);
   const app = await buildApp({ prisma: connection.prisma, config, logger: log });
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ url: address }, `gradguard is serving ${address}`);
+  if (firstAdminToken) {
+    // Shown once, on the terminal only (not in the log): only its hash is stored.
+    process.stderr.write(
+      `\nThe first admin API token (shown this once; only its hash is stored):\n\n  ${firstAdminToken}\n\n` +
+        `Use it as "Authorization: Bearer <token>", and create others with POST ${address}/api/v1/tokens.\n\n`,
+    );
+  }
 
   const worker =
     config.workerConcurrency > 0

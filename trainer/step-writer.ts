@@ -4,7 +4,7 @@
 // database is unreachable the rows wait in memory and are retried; past `maxBuffered` the
 // oldest are dropped and that is logged as an error.
 import type { Logger } from "../common/logger.ts";
-import type { PrismaClient } from "../prisma/client.ts";
+import type { Prisma, PrismaClient } from "../prisma/client.ts";
 import type { StepRecord, TrainingEvent } from "./train-loop.ts";
 
 export interface StepWriterOptions {
@@ -116,10 +116,15 @@ export class StepWriter {
  */
 export async function insertSteps(prisma: PrismaClient, jobId: string, rows: StepRecord[], events: TrainingEvent[] = []): Promise<void> {
   if (rows.length === 0 && events.length === 0) return;
-  const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
+  await prisma.$transaction((tx) => writeSteps(tx, jobId, rows, events));
+}
+
+/** The statements of insertSteps, inside a transaction the caller holds. */
+export async function writeSteps(tx: Prisma.TransactionClient, jobId: string, rows: StepRecord[], events: TrainingEvent[] = []): Promise<void> {
   const floats = (pick: (row: StepRecord) => number | null) => rows.map((row) => floatText(pick(row)));
-  const statements = rows.length === 0 ? [] : [
-    prisma.$executeRaw`
+  if (rows.length > 0) {
+    const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
+    await tx.$executeRaw`
       INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs",
                           "weightNorm", "updateRatio", "gradNormAfter", "clipCoef", "action", "valLoss")
       SELECT ${jobId}::uuid, t.step, t.loss, t.grad_norm, t.layer_norms::float8[], t.lr, t.non_finite, t.step_ms,
@@ -139,21 +144,20 @@ export async function insertSteps(prisma: PrismaClient, jobId: string, rows: Ste
         ${rows.map((r) => r.action)}::text[],
         ${floats((r) => r.valLoss)}::float8[]
       ) AS t(step, loss, grad_norm, layer_norms, lr, non_finite, step_ms, weight_norm, update_ratio, grad_norm_after, clip_coef, action, val_loss)
-      ON CONFLICT ("jobId", "step") DO NOTHING`,
-    prisma.$executeRaw`
-      UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid`,
-  ];
+      ON CONFLICT ("jobId", "step") DO NOTHING`;
+    await tx.$executeRaw`
+      UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid`;
+  }
   if (events.length > 0) {
     // Idempotent like the steps: an event is identified by its step, kind and message.
-    statements.push(prisma.$executeRaw`
+    await tx.$executeRaw`
       INSERT INTO "Event" ("jobId", "step", "kind", "severity", "message", "detail")
       SELECT ${jobId}::uuid, e.step, e.kind, e.severity::"EventSeverity", e.message, e.detail::jsonb
       FROM unnest(${events.map((e) => e.step)}::int[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => e.severity)}::text[],
                   ${events.map((e) => e.message)}::text[], ${events.map((e) => JSON.stringify(e.detail))}::text[])
            AS e(step, kind, severity, message, detail)
-      WHERE NOT EXISTS (SELECT 1 FROM "Event" x WHERE x."jobId" = ${jobId}::uuid AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)`);
+      WHERE NOT EXISTS (SELECT 1 FROM "Event" x WHERE x."jobId" = ${jobId}::uuid AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)`;
   }
-  await prisma.$transaction(statements);
 }
 
 /** A float as Postgres reads it, NaN and ±Infinity included (JSON parameters would lose them). */

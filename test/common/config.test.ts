@@ -16,6 +16,9 @@ describe("loadConfig", () => {
     expect(loadConfig({})).toEqual({
       port: 3000,
       host: "127.0.0.1",
+      adminToken: undefined,
+      corsOrigins: undefined,
+      rateLimit: 1200,
       databaseUrl: undefined,
       dataDir: "./.gradguard",
       logLevel: "info",

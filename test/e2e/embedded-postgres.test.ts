@@ -17,12 +17,19 @@ describe("npm start without DATABASE_URL", () => {
   let jobId = "";
 
   it("starts an embedded PostgreSQL, says so, and trains a job on it", async () => {
-    const server = await startServer({ GRADGUARD_DATA_DIR: dataDir });
+    // No GRADGUARD_ADMIN_TOKEN: the first start creates an admin token and shows it once.
+    const server = await startServer({ GRADGUARD_DATA_DIR: dataDir, GRADGUARD_ADMIN_TOKEN: "" });
     expect(server.lines.some((l) => l.msg === "using embedded PostgreSQL" && l.dataDir === dataDir)).toBe(true);
-    const submitted = await api<{ id: string }>(server.url, "/jobs", { method: "POST", body: JSON.stringify({ ...demoSpec(), steps: 50 }) });
+    const shown = server.lines.map((l) => l.msg).find((msg) => /^\s*gg_[A-Za-z0-9_-]{43}$/.test(msg));
+    expect(shown).toBeDefined();
+    const firstToken = (shown as string).trim();
+    const asFirst = { authorization: `Bearer ${firstToken}` };
+    expect((await api(server.url, "/jobs", { headers: asFirst })).status).toBe(200);
+    expect((await api(server.url, "/jobs", { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+    const submitted = await api<{ id: string }>(server.url, "/jobs", { method: "POST", body: JSON.stringify({ ...demoSpec(), steps: 50 }), headers: asFirst });
     jobId = submitted.body.id;
     await waitFor("the job to succeed", async () => {
-      const { body } = await api<{ status: string }>(server.url, `/jobs/${jobId}`);
+      const { body } = await api<{ status: string }>(server.url, `/jobs/${jobId}`, { headers: asFirst });
       return body.status === "succeeded" ? true : undefined;
     });
     process.kill(server.pid, "SIGTERM");
@@ -30,7 +37,12 @@ describe("npm start without DATABASE_URL", () => {
     expect(existsSync(postmasterPid)).toBe(false); // the database was stopped with the server
   });
 
-  it("keeps the data across a restart", async () => {
+  it("keeps the data across a restart, and shows no second admin token", async () => {
+    const quiet = await startServer({ GRADGUARD_DATA_DIR: dataDir, GRADGUARD_ADMIN_TOKEN: "" });
+    expect(quiet.lines.some((l) => /gg_[A-Za-z0-9_-]{43}/.test(l.msg))).toBe(false);
+    process.kill(quiet.pid, "SIGTERM");
+    await quiet.exited;
+
     const server = await startServer({ GRADGUARD_DATA_DIR: dataDir });
     const { body } = await api<{ status: string; lastStep: number }>(server.url, `/jobs/${jobId}`);
     expect(body).toMatchObject({ status: "succeeded", lastStep: 49 });

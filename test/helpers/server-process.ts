@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll } from "vitest";
+import { TEST_ADMIN_TOKEN } from "./app.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -33,7 +34,7 @@ afterAll(() => {
 export async function startServer(env: Record<string, string>, script: "start" | "worker" = "start"): Promise<ServerProcess> {
   const child = spawn("npm", ["run", "--silent", script], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: "0", LOG_FORMAT: "json", GRADGUARD_POLL_MS: "100", ...env },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: "0", LOG_FORMAT: "json", GRADGUARD_POLL_MS: "100", GRADGUARD_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -93,10 +94,11 @@ export async function startServer(env: Record<string, string>, script: "start" |
   return { url: (ready.url as string | undefined) ?? "", pid: ready.pid, lines, exited, waitForLog };
 }
 
+/** A request to the API as the test admin (pass an authorization header to be someone else). */
 export async function api<T = Record<string, unknown>>(base: string, path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
   const response = await fetch(`${base}/api/v1${path}`, {
     ...init,
-    headers: init?.body ? { "content-type": "application/json", ...init.headers } : init?.headers,
+    headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, ...(init?.body ? { "content-type": "application/json" } : {}), ...(init?.headers as Record<string, string>) },
   });
   return { status: response.status, body: (await response.json()) as T };
 }

@@ -1,9 +1,8 @@
-import type { FastifyInstance } from "fastify";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createTestApp } from "../helpers/app.ts";
+import { createTestApp, type TestApp } from "../helpers/app.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 
-let app: FastifyInstance;
+let app: TestApp;
 let db: TestDatabase;
 beforeAll(async () => {
   ({ app, db } = await createTestApp());

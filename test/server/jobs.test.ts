@@ -1,11 +1,10 @@
-import type { FastifyInstance } from "fastify";
 import { beforeAll, describe, expect, it } from "vitest";
 import { insertSteps } from "../../trainer/step-writer.ts";
-import { createTestApp } from "../helpers/app.ts";
+import { createTestApp, type TestApp } from "../helpers/app.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
-let app: FastifyInstance;
+let app: TestApp;
 let db: TestDatabase;
 
 beforeAll(async () => {
@@ -185,10 +184,13 @@ describe("GET /api/v1/jobs/:id/events", () => {
   });
 });
 
-describe("GET /api/v1/health", () => {
-  it("reports the database as reachable", async () => {
-    const response = await app.inject({ url: "/api/v1/health" });
-    expect(response.statusCode).toBe(200);
-    expect(response.json()).toEqual({ status: "ok", database: "ok" });
+describe("GET /api/v1/health and /api/v1/ready", () => {
+  it("answer without a token; ready reports the database and the queue", async () => {
+    const health = await app.inject({ url: "/api/v1/health", headers: { authorization: null } });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ status: "ok" });
+    const ready = await app.inject({ url: "/api/v1/ready", headers: { authorization: null } });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ status: "ready", database: "ok", queuedJobs: expect.any(Number), runningJobs: 0 });
   });
 });

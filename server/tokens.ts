@@ -1,0 +1,47 @@
+// API tokens: random bearer secrets of which only a SHA-256 is stored. Roles nest:
+// read (GET) < write (submit, command, cancel) < admin (tokens, deletes).
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { PrismaClient } from "../prisma/client.ts";
+
+export const ROLES = ["read", "write", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+export function roleAllows(held: Role, needed: Role): boolean {
+  return ROLES.indexOf(held) >= ROLES.indexOf(needed);
+}
+
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+export function newToken(): string {
+  return `gg_${randomBytes(32).toString("base64url")}`;
+}
+
+/** Constant-time equality of two secrets (through their digests, so lengths may differ). */
+export function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
+}
+
+export async function createToken(prisma: PrismaClient, name: string, role: Role) {
+  const token = newToken();
+  const row = await prisma.apiToken.create({ data: { name, role, hash: hashToken(token), prefix: token.slice(0, 10) } });
+  return { ...row, token };
+}
+
+/**
+ * The first start with no admin token anywhere (and none from GRADGUARD_ADMIN_TOKEN) creates one
+ * and returns it, to be shown once; otherwise null.
+ */
+export async function ensureAdminToken(prisma: PrismaClient, fromEnvironment: string | undefined): Promise<string | null> {
+  if (fromEnvironment) return null;
+  // Serialised across servers starting together: only one creates it.
+  return prisma.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(7274657)`;
+    const admins = await tx.apiToken.count({ where: { role: "admin", revokedAt: null } });
+    if (admins > 0) return null;
+    const token = newToken();
+    await tx.apiToken.create({ data: { name: "first admin", role: "admin", hash: hashToken(token), prefix: token.slice(0, 10) } });
+    return token;
+  });
+}
