@@ -13,7 +13,7 @@ import { createRandom, permutation, type Random } from "./random.ts";
 import type { PendingCommand } from "./commands.ts";
 import type { JobSpec } from "./spec.ts";
 import { applyUpdate, type Batch, LOSSES, measureGradients, type StepContext } from "./train-step.ts";
-import type { Policy } from "./watchdog/index.ts";
+import type { Decision, Policy, StepObservation } from "./watchdog/index.ts";
 
 export type StepAction = "none" | "clip" | "lowerLr" | "skip" | "rollback" | "stop";
 
@@ -46,30 +46,9 @@ export interface TrainingEvent {
   detail: Record<string, unknown>;
 }
 
-/** What the guard sees of a step before its update. */
-export interface GuardObservation {
-  step: number;
-  loss: number;
-  gradNorm: number;
-  layerNorms: number[];
-  /** The scheduled learning rate (with any injected spike), before the guard's own scale. */
-  lr: number;
-  /** lr·‖g‖/‖w‖ at the scale in force: the size of the update about to be applied. */
-  updateRatio: number;
-}
-
-export interface GuardDecision {
-  clipTo: number | null;
-  /** Factor on the scheduled learning rate, from this step on. */
-  lrScale: number;
-  skip: boolean;
-  /** Roll back to the newest checkpoint taken at or before this step. */
-  rollbackBefore: number | null;
-  /** Stop the job as diverged, with this explanation. */
-  stop: string | null;
-  action: StepAction;
-  events: TrainingEvent[];
-}
+/** What the guard sees of a step before its update, and what it decides: the watchdog's types. */
+export type GuardObservation = StepObservation;
+export type GuardDecision = Decision;
 
 /** The watchdog, seen from the loop: decides, and its state travels with checkpoints. */
 export interface StepGuard {

@@ -4,6 +4,7 @@ import type { Job } from "../../prisma/client.ts";
 import { datasetFacts } from "../../trainer/data/dataset-store.ts";
 import { checkJobSpec, JobSpecSchema, type SpecLimits, type SpecProblem, withDefaults } from "../../trainer/spec.ts";
 import { ConflictProblem, InvalidRequestProblem, NotFoundProblem, ProblemSchema } from "../errors.ts";
+import { readSteps } from "../steps-query.ts";
 import { JOB_CONTROL_CHANNEL } from "../../prisma/channels.ts";
 import {
   EventSchema,
@@ -78,35 +79,12 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
         querystring: StepsQuerySchema,
         response: { 200: StepsSchema, 400: ProblemSchema, 404: ProblemSchema },
       },
+      // A long range is megabytes of numbers, and fast-json-stringify checks each one against the
+      // number-or-null union: 80 ms for 2,000 points, against 17 ms for JSON.stringify. The body
+      // is built column by column in steps-query.ts, so the schema stays the documented shape.
+      serializerCompiler: () => (data) => JSON.stringify(data),
     },
-    async (request): Promise<StepsResponse> => {
-      const job = await findJob(request.params.id);
-      const { from, limit } = request.query;
-      const rows = await app.prisma.step.findMany({
-        where: { jobId: job.id, step: { gte: from } },
-        orderBy: { step: "asc" },
-        take: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      return {
-        jobId: job.id,
-        layerNames: job.layerNames,
-        step: page.map((r) => r.step),
-        loss: page.map((r) => finiteOrNull(r.loss)),
-        gradNorm: page.map((r) => finiteOrNull(r.gradNorm)),
-        layerNorms: page.map((r) => r.layerNorms.map(finiteOrNull)),
-        lr: page.map((r) => finiteOrNull(r.lr)),
-        nonFinite: page.map((r) => r.nonFinite),
-        stepMs: page.map((r) => r.stepMs),
-        weightNorm: page.map((r) => finiteOrNull(r.weightNorm)),
-        updateRatio: page.map((r) => finiteOrNull(r.updateRatio)),
-        gradNormAfter: page.map((r) => finiteOrNull(r.gradNormAfter)),
-        clipCoef: page.map((r) => finiteOrNull(r.clipCoef)),
-        action: page.map((r) => r.action),
-        valLoss: page.map((r) => finiteOrNull(r.valLoss)),
-        nextFrom: rows.length > limit ? (rows[limit]?.step ?? null) : null,
-      };
-    },
+    async (request): Promise<StepsResponse> => readSteps(app.prisma, await findJob(request.params.id), request.query),
   );
 
   app.post(
@@ -166,11 +144,6 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
     return job;
   }
 };
-
-/** JSON has no NaN or Infinity: such values travel as null, and the row's nonFinite says why. */
-function finiteOrNull(value: number | null): number | null {
-  return value !== null && Number.isFinite(value) ? value : null;
-}
 
 function toJobResponse(job: Job): JobResponse {
   return {

@@ -35,33 +35,128 @@ export const ListJobsQuerySchema = Type.Object(
 
 export const StepsQuerySchema = Type.Object(
   {
-    from: Type.Integer({ minimum: 0, default: 0, description: "First step to return" }),
-    limit: Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000, description: "Most steps to return" }),
+    // Steps are int4 in the database.
+    from: Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 0, description: "First step to return" }),
+    to: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: "Last step to return (inclusive); at least `from`. Default: the last stored" }),
+    ),
+    limit: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 10_000,
+      description: "Most steps per page. Not used with `maxPoints`, whose answer always covers the whole range",
+    }),
+    maxPoints: Type.Optional(
+      Type.Integer({
+        minimum: 10,
+        maximum: 100_000,
+        description:
+          "Most points to return for the range `from`…`to`. A range that holds no more steps than this comes back step by step, " +
+          "as without it; a longer one comes back downsampled into buckets (see the response's `downsampled`)",
+      }),
+    ),
+    fields: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 400,
+        description:
+          "Comma-separated columns to return, e.g. `loss,gradNorm`: step, loss, gradNorm, layerNorms, lr, nonFinite, stepMs, weightNorm, " +
+          "updateRatio, gradNormAfter, clipCoef, action, valLoss. `step` and `nonFinite` always come back. Default: all",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
 const NullableNumbers = Type.Array(Type.Union([Type.Number(), Type.Null()]));
+const MIN = "Downsampled only: per bucket, the smallest finite value (null when the bucket has none; NaN and ±Infinity are left out)";
+const MAX = "Downsampled only: per bucket, the largest finite value (null when the bucket has none; NaN and ±Infinity are left out)";
+const minOf = () => Type.Optional(Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: MIN }));
+const maxOf = () => Type.Optional(Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: MAX }));
 
-/** Columnar, the shape charts consume. Non-finite values are null, with nonFinite set. */
-export const StepsSchema = Type.Object({
-  jobId: Type.String({ format: "uuid" }),
-  layerNames: Type.Array(Type.String()),
-  step: Type.Array(Type.Integer()),
-  loss: NullableNumbers,
-  gradNorm: NullableNumbers,
-  layerNorms: Type.Array(NullableNumbers),
-  lr: NullableNumbers,
-  nonFinite: Type.Array(Type.Boolean()),
-  stepMs: Type.Array(Type.Number()),
-  weightNorm: NullableNumbers,
-  updateRatio: NullableNumbers,
-  gradNormAfter: NullableNumbers,
-  clipCoef: NullableNumbers,
-  action: Type.Array(Type.String({ description: "What the watchdog did: none, clip, lowerLr, skip, rollback, stop" })),
-  valLoss: Type.Array(Type.Union([Type.Number(), Type.Null()], { description: "null where not measured" })),
-  nextFrom: Type.Union([Type.Integer(), Type.Null()], { description: "Pass as `from` for the next page; null at the end" }),
-});
+/**
+ * Columnar, the shape charts consume: entry i of every array belongs to the same point.
+ * Non-finite values are null, with nonFinite set. Two shapes share these names:
+ * - step by step (no `downsampled`): one entry per stored step, paged by `limit`/`nextFrom`;
+ * - downsampled (`downsampled` present, only with `maxPoints`): one entry per bucket.
+ */
+export const StepsSchema = Type.Object(
+  {
+    jobId: Type.String({ format: "uuid" }),
+    layerNames: Type.Array(Type.String()),
+    downsampled: Type.Optional(
+      Type.Object(
+        {
+          bucketSize: Type.Integer({
+            description:
+              "Steps per bucket. Bucket k holds the stored steps from k·bucketSize to (k+1)·bucketSize − 1 that fall within from…to, so " +
+              "the buckets cover the range without gap or overlap and keep their edges when the range moves. It is rounded up to a multiple " +
+              "of 16, 64 or 256 when large enough (so buckets line up with precomputed summaries): there are at most maxPoints buckets, " +
+              "and at least about half as many",
+          }),
+        },
+        {
+          description:
+            "Present only when the range held more steps than maxPoints. Then each entry is a bucket: `step` is its last step and " +
+            "`stepMin` its first; each numeric series gives its value at `step` (`loss`) and the bucket's finite min and max " +
+            "(`lossMin`, `lossMax`), so a one-step spike always shows; `layerNorms` is the per-layer max; `nonFinite` is true when any step in the bucket was; `action` is the bucket's most severe action. " +
+            "`nextFrom` is null",
+        },
+      ),
+    ),
+    step: Type.Array(Type.Integer(), { description: "The step; downsampled: the bucket's last stored step" }),
+    stepMin: Type.Optional(Type.Array(Type.Integer(), { description: "Downsampled only: the bucket's first stored step" })),
+    loss: Type.Optional(NullableNumbers),
+    lossMin: minOf(),
+    lossMax: maxOf(),
+    gradNorm: Type.Optional(NullableNumbers),
+    gradNormMin: minOf(),
+    gradNormMax: maxOf(),
+    layerNorms: Type.Optional(
+      Type.Array(NullableNumbers, {
+        description:
+          "Per layer, in the order of layerNames. Downsampled: per layer, the bucket's largest finite norm (null when it has none); " +
+          "neither a last value nor a min is sent, to keep the answer small, and a layer's spike is what this column is for",
+      }),
+    ),
+    lr: Type.Optional(NullableNumbers),
+    lrMin: minOf(),
+    lrMax: maxOf(),
+    nonFinite: Type.Array(Type.Boolean(), { description: "The loss or a gradient was NaN or infinite; downsampled: at any step of the bucket" }),
+    stepMs: Type.Optional(NullableNumbers),
+    stepMsMin: minOf(),
+    stepMsMax: maxOf(),
+    weightNorm: Type.Optional(NullableNumbers),
+    weightNormMin: minOf(),
+    weightNormMax: maxOf(),
+    updateRatio: Type.Optional(NullableNumbers),
+    updateRatioMin: minOf(),
+    updateRatioMax: maxOf(),
+    gradNormAfter: Type.Optional(NullableNumbers),
+    gradNormAfterMin: minOf(),
+    gradNormAfterMax: maxOf(),
+    clipCoef: Type.Optional(NullableNumbers),
+    clipCoefMin: minOf(),
+    clipCoefMax: maxOf(),
+    action: Type.Optional(
+      Type.Array(
+        Type.String({
+          description:
+            "What the watchdog did: none, clip, lowerLr, skip, rollback, stop; downsampled: the most severe in the bucket, in that order",
+        }),
+      ),
+    ),
+    valLoss: Type.Optional(Type.Array(Type.Union([Type.Number(), Type.Null()], { description: "null where not measured" }))),
+    valLossMin: minOf(),
+    valLossMax: maxOf(),
+    nextFrom: Type.Union([Type.Integer(), Type.Null()], { description: "Pass as `from` for the next page; null at the end" }),
+  },
+  {
+    description:
+      "A job's steps in columns. Step by step unless `downsampled` is present; see it for the bucket shape. Columns not named in " +
+      "`fields` are left out.",
+  },
+);
 export type StepsResponse = Static<typeof StepsSchema>;
 
 export const EventSchema = Type.Object({
