@@ -30,6 +30,8 @@ export const EnvSchema = Type.Object({
   GRADGUARD_CORS_ORIGINS: Type.Optional(
     Type.String({ pattern: "^(\\*|https?://[^,\\s]+(,https?://[^,\\s]+)*)$", description: "Origins allowed by CORS, comma-separated, or *; unset: none" }),
   ),
+  GRADGUARD_URL: Type.Optional(Type.String({ pattern: "^https?://", description: "Where command-line clients (npm run demo) find the server; default http://HOST:PORT" })),
+  GRADGUARD_TOKEN: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "The API token command-line clients send; default GRADGUARD_ADMIN_TOKEN" })),
   GRADGUARD_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1200, description: "Requests per minute per token (or per address without one)" }),
   GRADGUARD_MAX_STEPS: Type.Integer({
     minimum: 1,
@@ -76,6 +78,9 @@ export interface Config {
   adminToken: string | undefined;
   corsOrigins: string[] | "*" | undefined;
   rateLimit: number;
+  /** For command-line clients of the API. */
+  serverUrl: string;
+  clientToken: string | undefined;
   /** Unset: start the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
   dataDir: string;
@@ -120,6 +125,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminToken: e.GRADGUARD_ADMIN_TOKEN,
     corsOrigins: e.GRADGUARD_CORS_ORIGINS === "*" ? "*" : e.GRADGUARD_CORS_ORIGINS?.split(","),
     rateLimit: e.GRADGUARD_RATE_LIMIT,
+    serverUrl: e.GRADGUARD_URL ?? `http://${e.HOST}:${e.PORT}`,
+    clientToken: e.GRADGUARD_TOKEN ?? e.GRADGUARD_ADMIN_TOKEN,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.GRADGUARD_DATA_DIR,
     logLevel: e.LOG_LEVEL,

@@ -17,6 +17,7 @@ import commandRoutes from "./routes/commands.ts";
 import datasetRoutes from "./routes/datasets.ts";
 import healthRoutes from "./routes/health.ts";
 import jobRoutes from "./routes/jobs.ts";
+import presetRoutes from "./routes/presets.ts";
 import runRoutes from "./routes/runs.ts";
 import tokenRoutes from "./routes/tokens.ts";
 import { hashToken } from "./tokens.ts";
@@ -70,6 +71,7 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
       await api.register(commandRoutes);
       await api.register(tokenRoutes);
       await api.register(runRoutes);
+      await api.register(presetRoutes);
     },
     { prefix: "/api/v1" },
   );

@@ -19,6 +19,8 @@ describe("loadConfig", () => {
       adminToken: undefined,
       corsOrigins: undefined,
       rateLimit: 1200,
+      serverUrl: "http://127.0.0.1:3000",
+      clientToken: undefined,
       databaseUrl: undefined,
       dataDir: "./.gradguard",
       logLevel: "info",
