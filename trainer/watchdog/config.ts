@@ -15,6 +15,7 @@ export interface WatchdogConfig {
   policy: Policy;
   detectors: {
     nonFinite: { enabled: boolean };
+    trustRegion: { enabled: boolean; maxUpdateRatio: number };
     staticClip: { enabled: boolean; maxNorm: number };
     autoClip: { enabled: boolean; percentile: number; historySize: number; warmupSteps: number };
     zClip: { enabled: boolean; alpha: number; warmupSteps: number; zThreshold: number; skipUpdateOnSpike: boolean };
@@ -30,6 +31,7 @@ export interface WatchdogConfig {
       enabled: boolean;
       factor: number;
       spikes: number;
+      skips: number;
       windowSteps: number;
       cooldownSteps: number;
       calmSteps: number;
@@ -68,6 +70,21 @@ export const WatchdogSpecSchema = Type.Object(
             Type.Object(
               { enabled: on("skipping steps whose loss or gradient norm is NaN or ±Infinity", "gradguard") },
               { ...strict, description: "A non-finite step's update is never applied." },
+            ),
+          ),
+          trustRegion: opt(
+            Type.Object(
+              {
+                enabled: on("the trust-region ceiling on the update", "gradguard"),
+                maxUpdateRatio: opt(
+                  Type.Number({
+                    exclusiveMinimum: 0,
+                    description:
+                      "Largest update allowed at the scheduled LR, relative to the weights (lr·‖g‖/‖w‖, unitless); the gradient is clipped to ceiling·‖w‖/lr, and a lowered LR shrinks the bounded update further. Default 0.1 (ours: healthy runs sit near 1e-3 and rarely above 0.05; a step that moves the weights by more than a tenth of their norm is never sane).",
+                  }),
+                ),
+              },
+              { ...strict, description: "An absolute bound that needs no history: active from step 0, through every detector's warm-up." },
             ),
           ),
           staticClip: opt(
@@ -131,18 +148,18 @@ export const WatchdogSpecSchema = Type.Object(
                 startFactor: opt(Type.Number({ exclusiveMinimum: 1, description: "Blow-up: loss above this times the first loss… (unitless). Default 2 (Axolotl)." })),
                 consecutiveSteps: steps(1, 100_000, "…for this many consecutive steps. Default 3 (Axolotl)."),
               },
-              { ...strict, description: "The loss is far above where it started: the step is skipped." },
+              { ...strict, description: "The loss is far above where it started: 10× the reference skips the step; 2× the start for consecutiveSteps is trouble on the loss (toward rollback and stop), not a skip." },
             ),
           ),
           updateSize: opt(
             Type.Object(
               {
                 enabled: on("the update-size detector", "gradguard"),
-                alpha: opt(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: "EMA weight on the past for the log of the typical update ratio (unitless). Default 0.9 (ours: follows LR warm-up within ~10 steps)." })),
-                warmupSteps: steps(1, 100_000, "Known update ratios before the detector judges, steps. Default 10 (ours)."),
-                factor: opt(Type.Number({ exclusiveMinimum: 1, description: "Outlier: proposed update ratio above this times the typical one (unitless). Default 10 (ours: a 40× LR spike is 4× past it; gradient noise stays far below)." })),
+                alpha: opt(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: "EMA weight on the past for the log of the typical step size (unitless). Default 0.9 (ours: follows LR warm-up within ~10 steps)." })),
+                warmupSteps: steps(1, 100_000, "Known step sizes before the detector judges, steps. Default 10 (ours)."),
+                factor: opt(Type.Number({ exclusiveMinimum: 1, description: "Outlier: step size (lr/‖w‖) above this times the typical one (unitless). Default 10 (ours: a 40× LR spike is 4× past it; gradient noise does not move it)." })),
               },
-              { ...strict, description: "Judges the proposed update relative to the weights (observation updateRatio), so a learning-rate spike is caught at its own step." },
+              { ...strict, description: "Judges the step size lr/‖w‖ (observation updateRatio / gradNorm) against its typical value, so a learning-rate spike is caught at its own step; gradient noise does not move it." },
             ),
           ),
           layers: opt(
@@ -180,7 +197,12 @@ export const WatchdogSpecSchema = Type.Object(
               {
                 enabled: on("lowering the learning rate", "gradguard"),
                 factor: opt(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: "LR scale multiplier per lowering (unitless). Default 0.5 (ours)." })),
-                spikes: steps(1, 100_000, "Spikes within windowSteps that lower the LR, count. Default 3 (ours)."),
+                spikes: steps(1, 100_000, "Applied (clipped) spike steps within windowSteps that lower the LR, count. Default 3 (ours)."),
+                skips: steps(
+                  1,
+                  100_000,
+                  "Skipped steps within windowSteps that lower the LR, count. Default 10 (ours: a skipped update never reached the weights, so a few bad batches or a short LR spike say nothing about the LR; skips that persist mean it no longer fits).",
+                ),
                 windowSteps: steps(1, 100_000, "Window for counting spikes, steps. Default 50 (ours)."),
                 cooldownSteps: steps(0, 100_000, "Steps after a lowering before the LR may be lowered again or restored, steps. Default 25 (ours)."),
                 calmSteps: steps(1, 100_000, "Steps without a spike before the LR is restored, steps. Default 50 (ours)."),
@@ -204,15 +226,15 @@ export const WatchdogSpecSchema = Type.Object(
             Type.Object(
               {
                 enabled: on("rolling back to a checkpoint", "gradguard"),
-                afterSpikes: steps(1, 100_000, "Spikes within windowSteps that trigger a rollback, count. Default 10 (ours)."),
-                afterSkips: steps(1, 100_000, "Skipped steps within windowSteps that trigger a rollback, count. Default 3 (ours)."),
+                afterSpikes: steps(1, 100_000, "Spikes within windowSteps that trigger a rollback, count; norm spikes count only once the LR is at its floor, trust-region clips never. Default 10 (ours)."),
+                afterSkips: steps(1, 100_000, "Skipped steps within windowSteps that trigger a rollback, count; skips for norm outliers or oversized steps count only once the LR is at its floor. Default 3 (ours)."),
                 windowSteps: steps(1, 100_000, "Window for counting, steps; also the calm that ends a trouble episode. Default 50 (ours)."),
                 maxRollbacks: steps(0, 1000, "Rollbacks per job before it is stopped as diverged, count. Default 3 (ours)."),
               },
-              { ...strict, description: "Rung 4: roll back to the last checkpoint before the trouble began and skip its batches." },
+              { ...strict, description: "Rung 4: roll back to the last checkpoint before the trouble began and skip its batches, for trouble on the loss, or for norm trouble that persists with the LR at its floor." },
             ),
           ),
-          stop: opt(Type.Object({ enabled: on("stopping a diverged job", "gradguard") }, { ...strict, description: "Rung 5: stop when rollbacks are exhausted." })),
+          stop: opt(Type.Object({ enabled: on("stopping a diverged job", "gradguard") }, { ...strict, description: "Rung 5: stop when the rollback trigger fires with rollbacks exhausted and the loss is non-finite or blown up." })),
         },
         { ...strict, description: "How to respond." },
       ),
@@ -231,6 +253,7 @@ const SOURCE_DEFAULTS: WatchdogConfig = {
   policy: "off",
   detectors: {
     nonFinite: { enabled: false },
+    trustRegion: { enabled: false, maxUpdateRatio: 0.1 },
     staticClip: { enabled: false, maxNorm: 1.0 },
     autoClip: { enabled: false, percentile: 10, historySize: 2048, warmupSteps: 0 },
     zClip: { enabled: false, alpha: 0.97, warmupSteps: 25, zThreshold: 2.5, skipUpdateOnSpike: false },
@@ -242,7 +265,7 @@ const SOURCE_DEFAULTS: WatchdogConfig = {
   },
   ladder: {
     clip: { enabled: false },
-    lowerLr: { enabled: false, factor: 0.5, spikes: 3, windowSteps: 50, cooldownSteps: 25, calmSteps: 50, restoreSteps: 100, restoreShape: "cosine", minScale: 1 / 64 },
+    lowerLr: { enabled: false, factor: 0.5, spikes: 3, skips: 10, windowSteps: 50, cooldownSteps: 25, calmSteps: 50, restoreSteps: 100, restoreShape: "cosine", minScale: 1 / 64 },
     skip: { enabled: false, zThreshold: 25 },
     rollback: { enabled: false, afterSpikes: 10, afterSkips: 3, windowSteps: 50, maxRollbacks: 3 },
     stop: { enabled: false },
@@ -258,6 +281,11 @@ const PRESET_OVERRIDES: Record<Policy, WatchdogSpec> = {
   gradguard: {
     detectors: {
       nonFinite: { enabled: true },
+      // Every statistical detector needs a history (ZClip 25 norms, the rolling windows 64,
+      // the update size 10, the loss reference 100). A run that explodes from its first step
+      // gives them nothing sane to learn, so an absolute bound on the update guards the first
+      // steps, and any later step whose update would be absurd whatever the history says.
+      trustRegion: { enabled: true },
       // ZClip's 2.5σ clips 2–4% of a healthy run's steps (it is meant as a gentle, frequent
       // bound), and its 33-step EMA of the variance makes z-scores of 3.5–5 common on healthy
       // log-normal noise. gradguard reports every clip as an intervention and lowers the LR

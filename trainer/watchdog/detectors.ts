@@ -7,7 +7,7 @@ import { emptyRing, finiteOr0, fmt, meanStd, nextRandom, percentileOfSorted, pus
 
 type Detectors = WatchdogConfig["detectors"];
 
-export type DetectorName = "nonFinite" | "staticClip" | "autoClip" | "zClip" | "normOutlier" | "lossOutlier" | "lossBlowup" | "updateSize" | "layerSpike";
+export type DetectorName = "nonFinite" | "trustRegion" | "staticClip" | "autoClip" | "zClip" | "normOutlier" | "lossOutlier" | "lossBlowup" | "updateSize" | "layerSpike";
 
 export interface Finding {
   detector: DetectorName;
@@ -23,6 +23,29 @@ export interface Finding {
   evidence: Record<string, unknown>;
 }
 
+
+// --- trust region (ours) ----------------------------------------------------------------------
+// An absolute ceiling on the update relative to the weights, which needs no history: it guards
+// step 0 and every detector's warm-up. The ceiling holds at the scheduled LR: the gradient is
+// clipped to ceiling·‖w‖/lr, so that the update would be ceiling·‖w‖ at the scheduled LR, and a
+// lowered LR (rung 2) shrinks the bounded update further instead of being cancelled by a looser
+// clip. ‖w‖ comes from the observation: the update ratio is lr·lrScale·‖g‖/‖w‖.
+
+/** `lrScale`: the watchdog's LR scale in force, which the observed update ratio includes. */
+export function trustRegion(config: Detectors["trustRegion"], updateRatio: number, gradNorm: number, lrScale: number): Finding | null {
+  if (!(Number.isFinite(updateRatio) && updateRatio > 0 && gradNorm > 0 && lrScale > 0)) return null;
+  const scheduledRatio = updateRatio / lrScale;
+  if (!(scheduledRatio > config.maxUpdateRatio)) return null;
+  const clipTo = gradNorm * (config.maxUpdateRatio / scheduledRatio);
+  return {
+    detector: "trustRegion",
+    spike: true,
+    clipTo,
+    skip: false,
+    message: `the update would move the weights by ${fmt(scheduledRatio)} of their norm at the scheduled LR (ceiling ${config.maxUpdateRatio})`,
+    evidence: { gradNorm, updateRatio, scheduledRatio, maxUpdateRatio: config.maxUpdateRatio, lrScale, clipTo },
+  };
+}
 
 // --- static threshold (PyTorch clip_grad_norm_) -----------------------------------------------
 
@@ -175,7 +198,12 @@ export function rollingOutlier(
 // --- loss blow-up (Megatron: 10× the max of the first 100 losses; Axolotl: 2× the first loss
 // for 3 consecutive steps) ----------------------------------------------------------------------
 // Both rules need a positive reference: with a loss that can be zero or negative a ratio means
-// nothing, and the rule stays silent.
+// nothing, and the rule stays silent. A loss 10× above anything in the reference appears at one
+// step, most often from one bad batch: that step is not trusted (skipped). A loss that has stayed
+// above 2× its start for several steps belongs to the weights, not to this batch: skipping would
+// leave the weights, and the loss, where they are (and would repeat every step), while descending
+// the (bounded) gradient of a high loss is what lowers it. So that rule does not skip; it counts
+// as trouble on the loss, which climbs to a rollback, and is evidence for stopping the job.
 
 export interface LossBlowupState {
   startLoss: number | null;
@@ -210,7 +238,7 @@ export function lossBlowup(config: Detectors["lossBlowup"], state: LossBlowupSta
       detector: "lossBlowup",
       spike: true,
       clipTo: null,
-      skip: true,
+      skip: false,
       message: `loss ${fmt(loss)} has been above ${config.startFactor}× the first loss (${fmt(startLoss)}) for ${aboveStart} consecutive steps`,
       evidence: { loss, rule: "start", reference: startLoss, factor: config.startFactor, threshold: config.startFactor * startLoss, consecutiveSteps: aboveStart },
     };
@@ -220,26 +248,41 @@ export function lossBlowup(config: Detectors["lossBlowup"], state: LossBlowupSta
 
 // --- update size ------------------------------------------------------------------------------
 // The proposed update relative to the weights (the trainer's `updateRatio`, lr·‖g‖/‖w‖ for SGD)
-// against its typical value: the geometric mean of the applied updates' ratios, as an EMA of
-// their logs. A log EMA follows a learning-rate warm-up within ~1/(1−alpha) steps and one noisy
-// step barely moves it. A 40× learning-rate spike multiplies the ratio by 40 at its own step,
-// while the gradient norm stays normal; healthy gradient noise moves it by a small factor, far
-// below `factor` (10). Only applied updates teach the typical ratio: a skipped one does not.
+// is the gradient norm times the step size lr/‖w‖. The gradient-norm detectors judge the first
+// factor; this one judges the second, updateRatio/‖g‖, against its typical value: the geometric
+// mean of the applied steps' sizes, as an EMA of their logs. A 40× learning-rate spike multiplies
+// it by 40 at its own step while the gradient norm stays normal. Gradient noise does not move it
+// at all: judged on the whole ratio, the heavy-tailed norms of a converging run (Adam's most of
+// all, whose real update does not even scale with ‖g‖) would pass for update spikes. A log EMA
+// follows a learning-rate warm-up within ~1/(1−alpha) steps. Only applied updates teach the
+// typical size: a skipped one does not.
 
 export interface UpdateSizeState {
   count: number;
-  logMean: number | null;
+  /**
+   * EMA of log(lr·lrScale/‖w‖) over the applied steps. (A state saved when the detector judged
+   * the whole update ratio holds `logMean` instead, in other units: it is ignored, and the
+   * detector warms up again.)
+   */
+  logStepSize: number | null;
 }
 
-export const initialUpdateSize = (): UpdateSizeState => ({ count: 0, logMean: null });
+export const initialUpdateSize = (): UpdateSizeState => ({ count: 0, logStepSize: null });
 
-/** `clipScale`: what the clip decided so far shrinks the update by (1 = no clip). */
-export function updateSize(config: Detectors["updateSize"], state: UpdateSizeState, updateRatio: number, gradNorm: number, clipScale: number): Finding | null {
-  if (!(Number.isFinite(updateRatio) && updateRatio > 0) || state.count < config.warmupSteps || state.logMean === null) return null;
-  const typical = Math.exp(state.logMean);
-  const proposed = updateRatio * clipScale;
+/** The step size lr·lrScale/‖w‖ of an observation, NaN when unknown. */
+export function stepSize(updateRatio: number, gradNorm: number): number {
+  return Number.isFinite(updateRatio) && updateRatio > 0 && Number.isFinite(gradNorm) && gradNorm > 0 ? updateRatio / gradNorm : Number.NaN;
+}
+
+export function updateSize(config: Detectors["updateSize"], state: UpdateSizeState, updateRatio: number, gradNorm: number): Finding | null {
+  const size = stepSize(updateRatio, gradNorm);
+  if (!Number.isFinite(size) || state.count < config.warmupSteps || state.logStepSize == null) return null;
+  const typicalSize = Math.exp(state.logStepSize);
+  if (!(size > config.factor * typicalSize)) return null;
+  // In update-ratio units: the update this gradient would make at the typical step size.
+  const typical = typicalSize * gradNorm;
   const threshold = config.factor * typical;
-  if (!(proposed > threshold)) return null;
+  const jump = size / typicalSize;
   return {
     detector: "updateSize",
     spike: true,
@@ -247,17 +290,17 @@ export function updateSize(config: Detectors["updateSize"], state: UpdateSizeSta
     // optimizers normalise the gradient, so the ladder prefers to skip (rung 3) when it may.
     clipTo: gradNorm * (threshold / updateRatio),
     skip: true,
-    message: `the proposed update is ${fmt(proposed / typical)}× the typical one (update ratio ${fmt(proposed)} vs typical ${fmt(typical)}; threshold ${config.factor}×)`,
-    evidence: { updateRatio, proposedRatio: proposed, typicalRatio: typical, factor: config.factor, threshold, jump: proposed / typical },
+    message: `the proposed update is ${fmt(jump)}× the typical one for this gradient (step size lr/‖w‖ ${fmt(size)} vs typical ${fmt(typicalSize)}; threshold ${config.factor}×)`,
+    evidence: { updateRatio, proposedRatio: updateRatio, typicalRatio: typical, stepSize: size, typicalStepSize: typicalSize, factor: config.factor, threshold, jump },
   };
 }
 
-/** Learns the ratio of the update actually applied. */
-export function learnUpdateSize(config: Detectors["updateSize"], state: UpdateSizeState, appliedRatio: number): UpdateSizeState {
-  if (!(Number.isFinite(appliedRatio) && appliedRatio > 0)) return state;
-  const log = Math.log(appliedRatio);
-  const logMean = state.logMean === null ? log : config.alpha * state.logMean + (1 - config.alpha) * log;
-  return { count: state.count + 1, logMean: finiteOr0(logMean) };
+/** Learns the step size (lr·lrScale/‖w‖) of the update actually applied. */
+export function learnUpdateSize(config: Detectors["updateSize"], state: UpdateSizeState, appliedStepSize: number): UpdateSizeState {
+  if (!(Number.isFinite(appliedStepSize) && appliedStepSize > 0)) return state;
+  const log = Math.log(appliedStepSize);
+  if (state.logStepSize == null) return { count: 1, logStepSize: log };
+  return { count: state.count + 1, logStepSize: finiteOr0(config.alpha * state.logStepSize + (1 - config.alpha) * log) };
 }
 
 // --- per layer --------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 // The mitigation ladder above clipping and skipping: lower the learning rate when spikes repeat
-// and warm it back when calm, roll back when trouble persists, stop when rollbacks run out.
+// and warm it back when calm, roll back when trouble persists that clipping and a lower LR do
+// not contain, stop when rollbacks run out and the loss diverges.
 // Rungs 1 (clip) and 3 (skip) are decided per step in watchdog.ts; this file keeps the counters
 // that make the ladder climb and descend across steps.
 import type { WatchdogConfig } from "./config.ts";
@@ -8,10 +9,14 @@ import { fmt } from "./stats.ts";
 export interface LadderState {
   /** Factor on the scheduled learning rate (1 = unchanged). */
   lrScale: number;
-  /** Steps with a spike, within the longest counting window. */
+  /** Applied (clipped or reported) steps with a spike of any kind, the trust region's included, within the longest counting window: rung 2. */
   spikeSteps: number[];
-  /** Skipped steps, within the rollback window. */
+  /** Skipped steps, within the longest counting window: rungs 2 and 4. */
   skipSteps: number[];
+  /** Steps with a spike other than the trust region's, within the rollback window: rung 4 once the LR is at its floor. */
+  troubleSteps: number[];
+  /** Steps with a finding on the loss (non-finite, blow-up, outlier), within the rollback window: rung 4 at any LR. */
+  lossSteps: number[];
   lastSpikeStep: number | null;
   /** First step of the current trouble episode; null when calm. An episode ends after rollback.windowSteps calm steps. */
   troubleStart: number | null;
@@ -31,6 +36,8 @@ export const initialLadder = (): LadderState => ({
   lrScale: 1,
   spikeSteps: [],
   skipSteps: [],
+  troubleSteps: [],
+  lossSteps: [],
   lastSpikeStep: null,
   troubleStart: null,
   lastTroubleStep: null,
@@ -45,8 +52,14 @@ export interface LadderInput {
   step: number;
   /** The scheduled learning rate of this step (before lrScale). */
   lr: number;
-  /** A detector that counts for the ladder fired. */
+  /** A detector that counts for the ladder fired (rung 2: lower the LR; no warm-back). */
   spike: boolean;
+  /** A spike other than the trust region's: it starts or continues a trouble episode. */
+  escalating: boolean;
+  /** A finding on the loss (non-finite, blow-up, outlier): clipping cannot contain what already happened. */
+  lossTrouble: boolean;
+  /** The loss is non-finite or blown up: the only evidence that may stop the job. */
+  diverging: boolean;
   /** The step is skipped (rung 3, or non-finite). */
   skipped: boolean;
   /** The findings in words, for the explanations. */
@@ -74,7 +87,9 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
   const { step } = input;
   const { lowerLr, rollback, stop } = config;
   const events: LadderEvent[] = [];
-  const trouble = input.spike || input.skipped;
+  // Trouble episodes (and the rollback target) are made of the findings a rollback may answer;
+  // the trust region's routine bound on an intrinsically large gradient is not one of them.
+  const trouble = input.escalating || input.skipped;
   const ladder: LadderState = { ...before };
 
   if (ladder.troubleStart !== null && ladder.lastTroubleStep !== null && step - ladder.lastTroubleStep >= rollback.windowSteps) {
@@ -85,14 +100,22 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
     ladder.lastTroubleStep = step;
   }
   const countWindow = Math.max(lowerLr.windowSteps, rollback.windowSteps);
-  ladder.spikeSteps = [...inWindow(ladder.spikeSteps, step, countWindow), ...(input.spike ? [step] : [])];
-  ladder.skipSteps = [...inWindow(ladder.skipSteps, step, rollback.windowSteps), ...(input.skipped ? [step] : [])];
+  // A state saved before troubleSteps and lossSteps existed has neither.
+  ladder.spikeSteps = [...inWindow(ladder.spikeSteps, step, countWindow), ...(input.spike && !input.skipped ? [step] : [])];
+  ladder.skipSteps = [...inWindow(ladder.skipSteps, step, countWindow), ...(input.skipped ? [step] : [])];
+  ladder.troubleSteps = [...inWindow(ladder.troubleSteps ?? [], step, rollback.windowSteps), ...(input.escalating ? [step] : [])];
+  ladder.lossSteps = [...inWindow(ladder.lossSteps ?? [], step, rollback.windowSteps), ...(input.lossTrouble ? [step] : [])];
   if (input.spike) ladder.lastSpikeStep = step;
 
-  // Rungs 4 and 5: trouble that clipping, skipping and a lower LR did not end.
+  // Rungs 4 and 5: trouble that clipping, skipping and a lower LR did not end. Norm trouble
+  // (spikes that clipping bounds, outliers that skipping keeps out) counts only once the LR is
+  // at its floor: clipping and a lower LR are the remedy for it, and rolling back would throw
+  // away the progress they protect. Trouble on the loss counts at any LR.
+  const atFloor = !lowerLr.enabled || ladder.lrScale <= lowerLr.minScale;
+  const counts = (s: number) => atFloor || ladder.lossSteps.includes(s);
   if (trouble && (rollback.enabled || stop.enabled)) {
-    const spikes = inWindow(ladder.spikeSteps, step, rollback.windowSteps).length;
-    const skips = ladder.skipSteps.length;
+    const spikes = ladder.troubleSteps.filter(counts).length;
+    const skips = inWindow(ladder.skipSteps, step, rollback.windowSteps).filter(counts).length;
     if (spikes >= rollback.afterSpikes || skips >= rollback.afterSkips) {
       const troubleStart = ladder.troubleStart ?? step;
       // Trouble that resumes right after the batches the last rollback skipped is the same
@@ -102,13 +125,16 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
       const evidence = {
         spikesInWindow: spikes,
         skipsInWindow: skips,
+        lossTroubleInWindow: ladder.lossSteps.length,
+        lrAtFloor: atFloor,
         windowSteps: rollback.windowSteps,
         afterSpikes: rollback.afterSpikes,
         afterSkips: rollback.afterSkips,
         troubleStart,
         maxRollbacks: rollback.enabled ? rollback.maxRollbacks : 0,
       };
-      const why = `${spikes} spikes and ${skips} skipped steps in the last ${rollback.windowSteps} steps (limits ${rollback.afterSpikes} and ${rollback.afterSkips}), trouble since step ${troubleStart}; this step: ${input.summary}`;
+      const counted = atFloor ? "" : " on the loss (the LR is above its floor, so norm trouble does not count yet)";
+      const why = `${spikes} spikes and ${skips} skipped steps${counted} in the last ${rollback.windowSteps} steps (limits ${rollback.afterSpikes} and ${rollback.afterSkips}), trouble since step ${troubleStart}; this step: ${input.summary}`;
       if (rollback.enabled && ladder.rollbacksUsed < rollback.maxRollbacks) {
         const skipBatches = [...ladder.skipBatches, { from: troubleStart, to: step }];
         const rolled: LadderState = {
@@ -118,6 +144,8 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
           lastRollback: { before: rollbackBefore, to: step },
           spikeSteps: [],
           skipSteps: [],
+          troubleSteps: [],
+          lossSteps: [],
           troubleStart: null,
           lastTroubleStep: null,
           restore: null,
@@ -130,7 +158,9 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
         });
         return { ladder: rolled, lowered: false, rollbackBefore, stop: null, events };
       }
-      if (stop.enabled) {
+      // Out of rollbacks, only a loss that is non-finite or blown up at this very step stops
+      // the job; anything else is still bounded by clipping, skipping and the lowered LR.
+      if (stop.enabled && input.diverging) {
         const explanation = rollback.enabled
           ? `diverged at step ${step}: ${why}; all ${rollback.maxRollbacks} rollbacks are used`
           : `diverged at step ${step}: ${why}; rollbacks are off`;
@@ -140,38 +170,45 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
     }
   }
 
-  // Rung 2: lower the LR when spikes repeat, with a cool-down; warm it back once calm.
+  // Rung 2: lower the LR when applied spikes repeat, or skipped steps persist, with a cool-down;
+  // warm it back once calm. The two are counted apart, skips against a higher count: a skipped
+  // update never reached the weights, so bad batches and a short LR spike say nothing about the
+  // LR, while skips that go on (an LR that stays too high, a norm that stays out of range) mean
+  // the LR no longer fits, and lowering it is what lets the updates through again.
   let lowered = false;
   const cooled = ladder.cooldownUntil === null || step >= ladder.cooldownUntil;
-  if (lowerLr.enabled && input.spike && cooled && ladder.lrScale > lowerLr.minScale) {
+  if (lowerLr.enabled && (input.spike || input.skipped) && cooled && ladder.lrScale > lowerLr.minScale) {
     const spikes = inWindow(ladder.spikeSteps, step, lowerLr.windowSteps).length;
-    if (spikes >= lowerLr.spikes) {
+    const skips = inWindow(ladder.skipSteps, step, lowerLr.windowSteps).length;
+    if (spikes >= lowerLr.spikes || skips >= lowerLr.skips) {
       const scaleBefore = ladder.lrScale;
       ladder.lrScale = Math.max(lowerLr.minScale, scaleBefore * lowerLr.factor);
       ladder.cooldownUntil = step + lowerLr.cooldownSteps;
       ladder.restore = null;
       lowered = true;
+      const what = spikes >= lowerLr.spikes ? `${spikes} bounded spikes` : `${skips} skipped steps`;
       events.push({
         kind: "lrLowered",
         severity: "warning",
-        message: `learning rate lowered from ${fmt(input.lr * scaleBefore)} to ${fmt(input.lr * ladder.lrScale)} after ${spikes} spikes in the last ${lowerLr.windowSteps} steps; this step: ${input.summary}`,
+        message: `learning rate lowered from ${fmt(input.lr * scaleBefore)} to ${fmt(input.lr * ladder.lrScale)} after ${what} in the last ${lowerLr.windowSteps} steps; this step: ${input.summary}`,
         detail: {
           lrBefore: input.lr * scaleBefore,
           lrAfter: input.lr * ladder.lrScale,
           scaleBefore,
           scaleAfter: ladder.lrScale,
           spikesInWindow: spikes,
+          skipsInWindow: skips,
           windowSteps: lowerLr.windowSteps,
           cooldownUntil: ladder.cooldownUntil,
         },
       });
     }
   }
-  if (trouble && ladder.restore !== null) {
+  if ((input.spike || input.skipped) && ladder.restore !== null) {
     ladder.restore = null; // the warm-back pauses at its current scale and starts again after the next calm
   }
   const calm = ladder.lastSpikeStep === null || step - ladder.lastSpikeStep >= lowerLr.calmSteps;
-  if (lowerLr.enabled && !trouble && ladder.lrScale < 1 && calm && cooled) {
+  if (lowerLr.enabled && !input.spike && !input.skipped && ladder.lrScale < 1 && calm && cooled) {
     if (ladder.restore === null) {
       ladder.restore = { startStep: step, fromScale: ladder.lrScale };
       events.push({

@@ -26,6 +26,8 @@ import {
   type RollingState,
   rollingOutlier,
   staticClip,
+  stepSize,
+  trustRegion,
   type UpdateSizeState,
   updateSize,
   type VanishingState,
@@ -129,6 +131,7 @@ const ACTION_RANK: Record<Action, number> = { none: 0, clip: 1, lowerLr: 2, skip
 /** Warning kinds for findings that led to no mitigation at their step. */
 const WARNING_KIND: Record<Finding["detector"], EventKind | null> = {
   nonFinite: "nonFinite",
+  trustRegion: "updateSpike",
   staticClip: null,
   autoClip: null,
   zClip: "normSpike",
@@ -138,6 +141,9 @@ const WARNING_KIND: Record<Finding["detector"], EventKind | null> = {
   updateSize: "updateSpike",
   layerSpike: "layerSpike",
 };
+
+/** Findings on the loss itself: what clipping cannot undo, so they climb to a rollback at any LR. */
+const LOSS_DETECTORS: ReadonlySet<Finding["detector"]> = new Set(["nonFinite", "lossBlowup", "lossOutlier"]);
 
 const VANISHING_CURES = [
   "use a ReLU-family activation (relu, elu, selu, gelu, swish) instead of sigmoid or tanh",
@@ -180,6 +186,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
 
   let jumps: LayerJump[] = [];
   if (finite) {
+    if (det.trustRegion.enabled) pushFinding(findings, trustRegion(det.trustRegion, obs.updateRatio, gradNorm, state.ladder.lrScale));
     if (det.staticClip.enabled) pushFinding(findings, staticClip(det.staticClip, gradNorm));
     if (det.autoClip.enabled) {
       const r = autoClip(det.autoClip, state.autoClip, gradNorm);
@@ -215,10 +222,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
       jumps = layerJumps(det.layers, state.layers, state.layerNames, layerNorms);
       next.layers = learnLayers(det.layers, state.layers, layerNorms);
     }
-    if (det.updateSize.enabled) {
-      const clipSoFar = rungs.clip.enabled ? minClip(findings) : null;
-      pushFinding(findings, updateSize(det.updateSize, state.updateSize, obs.updateRatio, gradNorm, clipSoFar === null ? 1 : clipSoFar / gradNorm));
-    }
+    if (det.updateSize.enabled) pushFinding(findings, updateSize(det.updateSize, state.updateSize, obs.updateRatio, gradNorm));
   }
 
   // Rungs 1 and 3. A non-finite step is always skipped (no rung can make a NaN update safe);
@@ -232,7 +236,16 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   const summary = findings.map((f) => f.message).join("; ") + (spike && jumps[0] ? `; largest layer jump: ${jumps[0].layer} (${fmt(jumps[0].jump)}× its typical norm)` : "");
 
   // Rungs 2, 4 and 5.
-  const outcome = climbLadder(rungs, state.ladder, { step, lr: obs.lr, spike, skipped: skip, summary });
+  const outcome = climbLadder(rungs, state.ladder, {
+    step,
+    lr: obs.lr,
+    spike,
+    escalating: findings.some((f) => f.spike && f.detector !== "trustRegion"),
+    lossTrouble: findings.some((f) => LOSS_DETECTORS.has(f.detector)),
+    diverging: findings.some((f) => f.detector === "nonFinite" || f.detector === "lossBlowup"),
+    skipped: skip,
+    summary,
+  });
   next.ladder = outcome.ladder;
   const rolledBack = outcome.rollbackBefore !== null;
   const stopped = outcome.stop !== null;
@@ -278,9 +291,8 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
 
   const skipped = skip || rolledBack || stopped;
   if (finite && det.updateSize.enabled && !skipped) {
-    // The typical ratio learns the update actually applied: clipped, at the LR scale now in force.
-    const applied = obs.updateRatio * (clipTo === null ? 1 : clipTo / gradNorm) * (outcome.ladder.lrScale / state.ladder.lrScale);
-    next.updateSize = learnUpdateSize(det.updateSize, state.updateSize, applied);
+    // The typical step size learns the one actually applied: at the LR scale now in force.
+    next.updateSize = learnUpdateSize(det.updateSize, state.updateSize, stepSize(obs.updateRatio, gradNorm) * (outcome.ladder.lrScale / state.ladder.lrScale));
   }
 
   let action: Action = "none";

@@ -25,7 +25,7 @@ describe("watchdog presets", () => {
     expect(resolveWatchdogConfig(undefined)).toEqual(presetConfig("gradguard"));
     expect(resolveWatchdogConfig({})).toEqual(presetConfig("gradguard"));
     expect(enabled(presetConfig("gradguard"))).toEqual({
-      detectors: ["nonFinite", "zClip", "rollingOutlier", "lossBlowup", "updateSize", "layers", "vanishing"],
+      detectors: ["nonFinite", "trustRegion", "zClip", "rollingOutlier", "lossBlowup", "updateSize", "layers", "vanishing"],
       ladder: ["clip", "lowerLr", "skip", "rollback", "stop"],
     });
   });
@@ -48,7 +48,8 @@ describe("watchdog presets", () => {
     expect(d.rollingOutlier).toMatchObject({ window: 128, minValues: 64, sigmas: 6, onNorm: true, onLoss: true });
     expect(d.lossBlowup).toMatchObject({ referenceSteps: 100, referenceFactor: 10, startFactor: 2, consecutiveSteps: 3 });
     expect(d.vanishing).toMatchObject({ ratio: 1e-3, consecutiveSteps: 50 });
-    expect(presetConfig("gradguard").ladder.lowerLr.factor).toBe(0.5);
+    expect(d.trustRegion).toEqual({ enabled: true, maxUpdateRatio: 0.1 });
+    expect(presetConfig("gradguard").ladder.lowerLr).toMatchObject({ factor: 0.5, spikes: 3, skips: 10, minScale: 1 / 64 });
     expect(presetConfig("gradguard").ladder.rollback.maxRollbacks).toBe(3);
   });
 

@@ -35,6 +35,40 @@ function meanStd(values: readonly number[]) {
 
 const nanStep = (obs: StepObservation): StepObservation => ({ ...obs, loss: Number.NaN, gradNorm: Number.NaN, layerNorms: obs.layerNorms.map(() => Number.NaN) });
 
+describe("trust region", () => {
+  const config = only({ detectors: { trustRegion: { enabled: true } }, ladder: { clip: { enabled: true } } });
+  /** A run whose gradient is 1e4 times too large from its very first step. */
+  const exploding = () => calmSeries(300, { seed: 5, warmupSteps: 1 }).map((o) => scaleNorms(o, 1e4));
+
+  it("needs no history: the first step of an explosion is clipped so that the update is the ceiling (0.1 of ‖w‖)", () => {
+    const series = exploding();
+    const { decisions } = run(config, series);
+    expect(series[0]?.updateRatio).toBeGreaterThan(10);
+    expect(interventions(decisions)).toEqual(series.map((_, i) => i));
+    for (const [i, d] of decisions.entries()) {
+      const obs = series[i] as StepObservation;
+      expect(((d.clipTo as number) / obs.gradNorm) * obs.updateRatio).toBeCloseTo(0.1, 12);
+    }
+    expect(decisions[0]?.events[0]).toMatchObject({ kind: "clip", detail: { findings: [{ detector: "trustRegion", maxUpdateRatio: 0.1 }] } });
+  });
+
+  it("holds the ceiling at the scheduled LR, so that a lowered LR shrinks the bounded update further", () => {
+    const obs = exploding()[0] as StepObservation;
+    const state = initialState(config, LAYERS);
+    const lowered = { ...state, ladder: { ...state.ladder, lrScale: 0.25 } };
+    // the observed ratio is at the LR in force: a quarter of the scheduled one
+    const { decision } = decide(config, lowered, { ...obs, updateRatio: obs.updateRatio * 0.25 });
+    expect(((decision.clipTo as number) / obs.gradNorm) * obs.updateRatio * 0.25).toBeCloseTo(0.1 * 0.25, 12);
+  });
+
+  it("stays silent on healthy runs, on an unknown ratio, and below its ceiling", () => {
+    expect(interventions(run(config, calmSeries(2000, { seed: 6 })).decisions)).toEqual([]);
+    expect(interventions(run(config, exploding().map((o) => ({ ...o, updateRatio: Number.NaN }))).decisions)).toEqual([]);
+    const custom = only({ detectors: { trustRegion: { enabled: true, maxUpdateRatio: 1e6 } }, ladder: { clip: { enabled: true } } });
+    expect(interventions(run(custom, exploding()).decisions)).toEqual([]);
+  });
+});
+
 describe("static threshold (clip_grad_norm_)", () => {
   const config = presetConfig("static");
   const small = () => calmSeries(600, { seed: 3, layerScales: [0.2, 0.15, 0.1], noise: 0.1 });
@@ -227,14 +261,20 @@ describe("loss blow-up", () => {
     expect(decisions[50]?.action).toBe("none");
   });
 
-  it("skips once the loss has been above 2× the first loss for 3 consecutive steps (Axolotl)", () => {
+  it("reports a loss above 2× the first loss for 3 consecutive steps (Axolotl), without skipping: it belongs to the weights", () => {
     const base = series();
     const start = base[0]?.loss as number;
     const high = (o: StepObservation) => ({ ...o, loss: start * 2.2 });
     const planted = base.map((o, i) => (i >= 500 && i <= 503 ? high(o) : o));
     const { decisions } = run(config, planted);
-    expect(interventions(decisions)).toEqual([502, 503]);
-    expect(decisions[502]?.events[0]?.detail.findings).toMatchObject([{ detector: "lossBlowup", rule: "start", consecutiveSteps: 3, factor: 2 }]);
+    // Skipping would leave the weights, and so the loss, where they are: the (bounded) update
+    // still applies, and the finding climbs the ladder as trouble on the loss.
+    expect(interventions(decisions)).toEqual([]);
+    expect(decisions.flatMap((d) => d.events).map((e) => [e.step, e.kind])).toEqual([
+      [502, "lossBlowup"],
+      [503, "lossBlowup"],
+    ]);
+    expect(decisions[502]?.events[0]?.detail).toMatchObject({ detector: "lossBlowup", rule: "start", consecutiveSteps: 3, factor: 2 });
   });
 });
 
@@ -245,8 +285,10 @@ describe("update size", () => {
     const base = calmSeries(700, { seed: 16 });
     const { decisions } = run(presetConfig("gradguard"), withSpike(base, 500, lrSpike));
     expect(decisions[500]).toMatchObject({ skip: true, action: "skip" });
-    expect(detectorsOf(decisions[500] as never)).toEqual(["updateSize"]);
-    expect(firstFinding(decisions[500]).jump).toBeGreaterThan(20);
+    // 40× the typical update is also past the trust region's absolute ceiling (0.32 of ‖w‖ > 0.1).
+    expect(detectorsOf(decisions[500] as never)).toEqual(["trustRegion", "updateSize"]);
+    const findings = (decisions[500]?.events[0]?.detail.findings ?? []) as { detector: string; jump?: number }[];
+    expect(findings.find((f) => f.detector === "updateSize")?.jump).toBeCloseTo(40, 0);
     expect(decisions[499]?.action).toBe("none");
     expect(decisions[501]?.action).toBe("none");
   });
@@ -278,6 +320,15 @@ describe("update size", () => {
     const { decisions, state } = run(config, withSpike(gaps, 150, lrSpike));
     expect(interventions(decisions)).toEqual([150]);
     expect(state.updateSize.count).toBe(189);
+  });
+
+  it("judges the step size, not the gradient: a gradient spike with the LR unchanged is left to the norm detectors", () => {
+    const config = only({ detectors: { updateSize: { enabled: true } }, ladder: { skip: { enabled: true } } });
+    const base = calmSeries(700, { seed: 17 });
+    expect(interventions(run(config, withSpike(base, 500, (o) => scaleNorms(o, 30))).decisions)).toEqual([]);
+    // heavy-tailed norms of a converging run (here up to ~10× the median every few steps)
+    const heavy = base.map((o, i) => (i % 7 === 3 ? scaleNorms(o, 2 + (i % 9)) : i % 5 === 1 ? scaleNorms(o, 0.05) : o));
+    expect(interventions(run(config, heavy).decisions)).toEqual([]);
   });
 
   it("follows a short linear LR warm-up without firing", () => {

@@ -18,33 +18,118 @@ const every = (from: number, count: number, gap: number) => Array.from({ length:
 const actions = (decisions: Decision[], steps: number[]) => steps.map((s) => decisions[s]?.action);
 const kinds = (d: Decision | undefined) => d?.events.map((e) => e.kind) ?? [];
 
+/** CALM with the loss of `steps` 100 times higher: a blow-up (above 10× the reference), skipped. */
+function blownUp(steps: number[], base: StepObservation[] = CALM): StepObservation[] {
+  const set = new Set(steps);
+  return base.map((o, i) => (set.has(i) ? { ...o, loss: o.loss * 100 } : o));
+}
+
+interface Trained {
+  decisions: Decision[];
+  rollbacks: { at: number; before: number; resumedAt: number }[];
+  stopped: Decision | null;
+  state: WatchdogState;
+}
+
+/**
+ * A trainer in miniature: a checkpoint of the watchdog state before every 50th step; on a
+ * rollback it resumes from the last checkpoint before `rollbackBefore`, drops the later
+ * (abandoned) checkpoints and never trains on the skipped batches again. `observe` gives a step's
+ * observation, knowing where the last skipped range ended (trouble that comes back right after
+ * it); its update ratio is taken at the LR scale in force, as the real trainer reports it.
+ */
+function train(config: WatchdogConfig, observe: (step: number, resumedAfter: number | null) => StepObservation, iterations: number): Trained {
+  const checkpoints = new Map<number, WatchdogState>();
+  let state = initialState(config, LAYERS);
+  let step = 0;
+  const decisions: Decision[] = [];
+  const rollbacks: Trained["rollbacks"] = [];
+  let stopped: Decision | null = null;
+  for (let i = 0; i < iterations && !stopped; i++) {
+    if (isBatchSkipped(state, step)) {
+      step++;
+      continue;
+    }
+    if (step % 50 === 0) checkpoints.set(step, state);
+    const obs = observe(step, state.ladder.skipBatches.at(-1)?.to ?? null);
+    const { decision, state: next } = decide(config, state, { ...obs, updateRatio: obs.updateRatio * state.ladder.lrScale });
+    expectSane(decision);
+    decisions.push(decision);
+    state = next;
+    if (decision.stop !== null) {
+      stopped = decision;
+    } else if (decision.rollbackBefore !== null) {
+      const before = decision.rollbackBefore;
+      const at = Math.max(...[...checkpoints.keys()].filter((s) => s < before));
+      for (const s of checkpoints.keys()) if (s > at) checkpoints.delete(s);
+      const restored = checkpoints.get(at) as WatchdogState;
+      state = afterRollback(config, state, restored);
+      expect(state.zClip).toEqual(restored.zClip);
+      expect(state.rolling).toEqual(restored.rolling);
+      expect(state.ladder.rollbacksUsed).toBe(rollbacks.length + 1);
+      rollbacks.push({ at: step, before, resumedAt: at });
+      step = at;
+    } else {
+      step++;
+    }
+  }
+  return { decisions, rollbacks, stopped, state };
+}
+
+/** Trouble every 4th step from `from` on, coming back right after each range a rollback skipped. */
+const every4th = (from: number, trouble: (o: StepObservation) => StepObservation) => (step: number, resumedAfter: number | null) => {
+  const start = resumedAfter === null ? from : resumedAfter + 1;
+  const o = CALM[step] as StepObservation;
+  return step >= start && (step - start) % 4 === 0 ? trouble(o) : o;
+};
+
 describe("climbing", () => {
-  it("clips a spike, lowers the LR when spikes repeat, and rolls back when they keep coming", () => {
-    const spikes = every(300, 10, 4); // 300, 304, …, 336
-    const { decisions, state } = run(gradguard, spiky(spikes).slice(0, 340));
+  it("clips a spike, lowers the LR when spikes repeat, and rolls back only once the LR is at its floor", () => {
+    const spikes = every(300, 39, 4); // 300, 304, …, 452
+    const { decisions, state } = run(gradguard, spiky(spikes).slice(0, 460));
     expect(interventions(decisions)).toEqual(spikes);
-    expect(actions(decisions, spikes)).toEqual(["clip", "clip", "lowerLr", "clip", "clip", "clip", "clip", "clip", "clip", "rollback"]);
-    // lowered at the third spike in 50 steps, then a cool-down of 25 steps before lowering again
-    expect(decisions[308]?.lrScale).toBe(0.5);
+    // lowered at the third spike in 50 steps, then once per cool-down of 25 steps, down to 1/64
+    const lowered = [308, 336, 364, 392, 420, 448];
+    expect(spikes.filter((s) => decisions[s]?.action === "lowerLr")).toEqual(lowered);
+    expect(lowered.map((s) => decisions[s]?.lrScale)).toEqual([1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]);
     expect(kinds(decisions[308])).toEqual(["clip", "lrLowered"]);
     expect(decisions[308]?.events[1]?.detail).toMatchObject({ lrBefore: CALM[308]?.lr, lrAfter: (CALM[308]?.lr as number) / 2, spikesInWindow: 3, cooldownUntil: 333 });
-    // the tenth spike in 50 steps: roll back to before the first one, skip its batches
-    expect(decisions[336]).toMatchObject({ rollbackBefore: 300, skip: true, clipTo: null, stop: null });
-    expect(kinds(decisions[336])).toEqual(["rollback"]); // the step is not clipped: the rollback replaces it
-    expect(decisions[336]?.events[0]?.detail.findings).toEqual(expect.arrayContaining([expect.objectContaining({ detector: "zClip" })]));
-    expect(decisions[336]?.events.find((e) => e.kind === "rollback")?.detail).toMatchObject({ rollbackBefore: 300, skipBatches: { from: 300, to: 336 }, rollbacksUsed: 1 });
-    expect(state.ladder.skipBatches).toEqual([{ from: 300, to: 336 }]);
+    // clipped spikes with the LR still above its floor never roll back, however many
+    expect(decisions.slice(0, 452).every((d) => d.rollbackBefore === null && d.stop === null)).toBe(true);
+    // at the floor, the 10 spikes in 50 steps roll back to before the first one and skip its batches
+    expect(decisions[452]).toMatchObject({ action: "rollback", rollbackBefore: 300, skip: true, clipTo: null, stop: null });
+    expect(kinds(decisions[452])).toEqual(["rollback"]); // the step is not clipped: the rollback replaces it
+    expect(decisions[452]?.events[0]?.detail.findings).toEqual(expect.arrayContaining([expect.objectContaining({ detector: "zClip" })]));
+    expect(decisions[452]?.events[0]?.detail).toMatchObject({ rollbackBefore: 300, skipBatches: { from: 300, to: 452 }, rollbacksUsed: 1, lrAtFloor: true });
+    expect(state.ladder.skipBatches).toEqual([{ from: 300, to: 452 }]);
     expect(isBatchSkipped(state, 299)).toBe(false);
     expect(isBatchSkipped(state, 300)).toBe(true);
-    expect(isBatchSkipped(state, 336)).toBe(true);
-    expect(isBatchSkipped(state, 337)).toBe(false);
+    expect(isBatchSkipped(state, 452)).toBe(true);
+    expect(isBatchSkipped(state, 453)).toBe(false);
   });
 
-  it("skips outliers too far to trust and rolls back after 3 skips in 50 steps", () => {
-    const { decisions } = run(gradguard, spiky([300, 310, 320], 100).slice(0, 330));
-    expect(actions(decisions, [300, 310, 320])).toEqual(["skip", "skip", "rollback"]);
+  it("skips outliers too far to trust; a few of them neither lower the LR nor roll back", () => {
+    const { decisions } = run(gradguard, spiky([300, 310, 320], 100).slice(0, 400));
+    expect(actions(decisions, [300, 310, 320])).toEqual(["skip", "skip", "skip"]);
     expect(decisions[300]?.events[0]?.detail.findings).toEqual(expect.arrayContaining([expect.objectContaining({ detector: "zClip", skipZThreshold: 25 })]));
-    expect(decisions[320]?.rollbackBefore).toBe(300);
+    expect(interventions(decisions)).toEqual([300, 310, 320]);
+    expect(decisions.every((d) => d.lrScale === 1)).toBe(true);
+    // with no LR to lower (rung 2 off), 3 skips in 50 steps roll back
+    const noLowerLr = resolveWatchdogConfig({ ladder: { lowerLr: { enabled: false } } });
+    const without = run(noLowerLr, spiky([300, 310, 320], 100).slice(0, 330)).decisions;
+    expect(actions(without, [300, 310, 320])).toEqual(["skip", "skip", "rollback"]);
+    expect(without[320]?.rollbackBefore).toBe(300);
+  });
+
+  it("lowers the LR when skips persist (10 in 50 steps), so that an LR that stays too high is not skipped forever", () => {
+    const lrSpike = (o: StepObservation) => ({ ...o, lr: o.lr * 40, updateRatio: o.updateRatio * 40 });
+    const series = CALM.slice(0, 400).map((o, i) => (i >= 300 ? lrSpike(o) : o));
+    const { decisions } = run(gradguard, series);
+    expect(actions(decisions, every(300, 9, 1))).toEqual(new Array(9).fill("skip"));
+    expect(decisions[309]).toMatchObject({ action: "skip", lrScale: 0.5 });
+    expect(kinds(decisions[309])).toEqual(["skip", "lrLowered"]);
+    expect(decisions[309]?.events[1]?.detail).toMatchObject({ skipsInWindow: 10 });
+    expect(decisions.every((d) => d.rollbackBefore === null && d.stop === null)).toBe(true);
   });
 
   it("rolls back after repeated non-finite steps", () => {
@@ -56,81 +141,103 @@ describe("climbing", () => {
   });
 
   it("rolls back to the checkpoint state, keeps its counters, and stops as diverged when rollbacks run out", () => {
-    // A trainer in miniature: a checkpoint of the watchdog state before every 50th step; on a
-    // rollback it resumes from the last checkpoint before `rollbackBefore`, drops the later
-    // (abandoned) checkpoints and never trains on the skipped batches again. The trouble comes
-    // back right after each skipped range.
-    const checkpoints = new Map<number, WatchdogState>();
-    let state = initialState(gradguard, LAYERS);
-    let step = 0;
-    let troubleFrom = 300;
-    const rollbacks: { before: number; resumedAt: number }[] = [];
-    let stopped: Decision | null = null;
-    for (let guard = 0; guard < 3000 && !stopped; guard++) {
-      if (isBatchSkipped(state, step)) {
-        step++;
-        continue;
-      }
-      if (step % 50 === 0) checkpoints.set(step, state);
-      const spike = step >= troubleFrom && (step - troubleFrom) % 4 === 0;
-      const { decision, state: next } = decide(gradguard, state, spike ? scaleNorms(CALM[step] as StepObservation, 4) : (CALM[step] as StepObservation));
-      expectSane(decision);
-      state = next;
-      if (decision.stop !== null) {
-        stopped = decision;
-      } else if (decision.rollbackBefore !== null) {
-        const before = decision.rollbackBefore;
-        const at = Math.max(...[...checkpoints.keys()].filter((s) => s < before));
-        for (const s of checkpoints.keys()) if (s > at) checkpoints.delete(s);
-        const restored = checkpoints.get(at) as WatchdogState;
-        state = afterRollback(gradguard, state, restored);
-        expect(state.zClip).toEqual(restored.zClip);
-        expect(state.rolling).toEqual(restored.rolling);
-        expect(state.ladder.rollbacksUsed).toBe(rollbacks.length + 1);
-        expect(state.ladder.lrScale).toBeLessThan(1); // the lowered LR survives the rollback
-        rollbacks.push({ before, resumedAt: at });
-        troubleFrom = (state.ladder.skipBatches.at(-1)?.to as number) + 1;
-        step = at;
-      } else {
-        step++;
-      }
-    }
+    // The loss blows up every 4th step, and comes back right after each skipped range.
+    const { rollbacks, stopped, state } = train(gradguard, every4th(300, (o) => ({ ...o, loss: o.loss * 100 })), 3000);
     // Each time the trouble resumes right after the skipped batches, so it is the same trouble:
     // every rollback goes back before step 300.
     expect(rollbacks).toEqual([
-      { before: 300, resumedAt: 250 },
-      { before: 300, resumedAt: 250 },
-      { before: 300, resumedAt: 250 },
+      { at: 308, before: 300, resumedAt: 250 },
+      { at: 317, before: 300, resumedAt: 250 },
+      { at: 326, before: 300, resumedAt: 250 },
     ]);
     expect(state.ladder.skipBatches).toEqual([
-      { from: 300, to: 336 },
-      { from: 337, to: 373 },
-      { from: 374, to: 410 },
+      { from: 300, to: 308 },
+      { from: 309, to: 317 },
+      { from: 318, to: 326 },
     ]);
     expect(stopped).toMatchObject({ action: "stop", skip: true, rollbackBefore: null, clipTo: null });
-    expect(stopped?.stop).toMatch(/^diverged at step 447: 10 spikes .*trouble since step 411.*all 3 rollbacks are used$/);
+    expect(stopped?.stop).toMatch(/^diverged at step 335: .*3 skipped steps .*trouble since step 327.*loss .* is above 10× .*all 3 rollbacks are used$/);
     expect(kinds(stopped ?? undefined)).toContain("diverged");
   });
 
   it("keeps the LR lowered through the replay until the old trouble is calmSteps behind", () => {
-    const first = run(gradguard, spiky(every(300, 10, 4)).slice(0, 337));
+    // three clipped spikes lower the LR; three blown-up losses roll back
+    const first = run(gradguard, blownUp([320, 324, 328], spiky([300, 304, 308])).slice(0, 329));
+    expect(first.decisions[328]).toMatchObject({ action: "rollback", rollbackBefore: 300 });
     const checkpoint = run(gradguard, CALM.slice(0, 250)).state;
     const resumed = afterRollback(gradguard, first.state, checkpoint);
-    expect(resumed.ladder).toMatchObject({ lrScale: 0.5, rollbacksUsed: 1, lastSpikeStep: 336, troubleStart: null, cooldownUntil: null });
+    expect(resumed.ladder).toMatchObject({ lrScale: 0.5, rollbacksUsed: 1, lastSpikeStep: 328, troubleStart: null, cooldownUntil: null });
     const replay = CALM.slice(250, 600).filter((o) => !isBatchSkipped(resumed, o.step));
-    expect(replay.some((o) => o.step === 300 || o.step === 336)).toBe(false);
+    expect(replay.some((o) => o.step === 300 || o.step === 328)).toBe(false);
     const { decisions } = run(gradguard, replay, resumed);
     const byStep = new Map(replay.map((o, i) => [o.step, decisions[i]]));
-    for (const [step, d] of byStep) if (step < 386) expect(d?.lrScale).toBe(0.5);
-    expect(kinds(byStep.get(386))).toEqual(["lrRestoreStarted"]);
-    expect(byStep.get(485)?.lrScale).toBe(1);
+    for (const [step, d] of byStep) if (step < 378) expect(d?.lrScale).toBe(0.5);
+    expect(kinds(byStep.get(378))).toEqual(["lrRestoreStarted"]);
+    expect(byStep.get(477)?.lrScale).toBe(1);
   });
 
   it("rolls back only as far as its own trouble when it starts long after the last rollback", () => {
-    const { decisions, state } = run(gradguard, spiky(every(300, 10, 4)).slice(0, 340));
-    const later = run(gradguard, spiky(every(500, 10, 4)).slice(340, 540), state).decisions;
-    expect(later.at(-4)?.rollbackBefore).toBe(500);
-    expect(decisions[336]?.rollbackBefore).toBe(300);
+    const { decisions, state } = run(gradguard, blownUp([300, 304, 308]).slice(0, 340));
+    const later = run(gradguard, blownUp([500, 504, 508]).slice(340, 540), state).decisions;
+    expect(decisions[308]?.rollbackBefore).toBe(300);
+    expect(later[508 - 340]?.rollbackBefore).toBe(500);
+  });
+});
+
+describe("an exploding run", () => {
+  /** Gradients 1e4 times too large from the very first step, with a steady loss. */
+  const exploding = calmSeries(3000, { seed: 32, warmupSteps: 1 }).map((o) => scaleNorms(o, 1e4));
+
+  it("is clipped from step 0 on, its LR lowered to the floor, and never skipped, rolled back or stopped", () => {
+    const { decisions, rollbacks, stopped } = train(gradguard, (step) => exploding[step] as StepObservation, 1000);
+    expect(decisions).toHaveLength(1000);
+    expect(decisions[0]).toMatchObject({ action: "clip", skip: false });
+    expect(decisions[0]?.events[0]?.detail.findings).toEqual([expect.objectContaining({ detector: "trustRegion" })]);
+    // the update applied is the ceiling (0.1 of ‖w‖) at the scheduled LR, times the LR scale
+    for (const [step, d] of decisions.entries()) {
+      const obs = exploding[step] as StepObservation;
+      const before = step === 0 ? 1 : (decisions[step - 1]?.lrScale as number);
+      expect(((d.clipTo as number) / obs.gradNorm) * obs.updateRatio * d.lrScale).toBeCloseTo(0.1 * d.lrScale, 12);
+      expect(d.lrScale).toBeLessThanOrEqual(before);
+    }
+    expect(decisions.filter((d) => d.action === "lowerLr").length).toBe(6);
+    expect(decisions.findIndex((d) => d.lrScale === 1 / 64)).toBe(127); // steps 2, 27, 52, 77, 102, 127
+    expect(decisions.every((d) => d.clipTo !== null && !d.skip)).toBe(true);
+    expect(rollbacks).toEqual([]);
+    expect(stopped).toBeNull();
+  });
+
+  it("or with clipped norm spikes every 4th step and a stable loss, rolls back only at the LR floor, and never stops", () => {
+    const spikesToo = every4th(300, (o) => scaleNorms(o, 4));
+    const { decisions, rollbacks, stopped } = train(gradguard, spikesToo, 3000);
+    expect(stopped).toBeNull();
+    // the LR reaches its floor at the sixth lowering (step 448) before the first rollback (452)
+    expect(rollbacks[0]).toEqual({ at: 452, before: 300, resumedAt: 250 });
+    expect(rollbacks.length).toBeGreaterThanOrEqual(1);
+    for (const d of decisions.filter((d) => d.action === "rollback")) expect(d.lrScale).toBe(1 / 64);
+    expect(decisions.filter((d) => d.action === "lowerLr").length).toBe(6);
+    expect(decisions.every((d) => !d.skip || d.action === "rollback")).toBe(true);
+  });
+
+  it("whose loss truly diverges still ends in a rollback, then a stop", () => {
+    // from step 300 on (and again right after each skipped range) the loss and the norms grow
+    // by half every step
+    const diverging = (step: number, resumedAfter: number | null) => {
+      const start = resumedAfter === null ? 300 : resumedAfter + 1;
+      const o = CALM[step] as StepObservation;
+      return step < start ? o : { ...scaleNorms(o, 1.5 ** (step - start)), loss: o.loss * 1.5 ** (step - start) };
+    };
+    const { rollbacks, stopped } = train(gradguard, diverging, 3000);
+    // the trouble begins where the norm first stands out (step 302, 2.25× its typical value)
+    expect(rollbacks.map((r) => [r.before, r.resumedAt])).toEqual([
+      [302, 300],
+      [302, 300],
+      [302, 300],
+    ]);
+    expect(stopped?.action).toBe("stop");
+    expect(stopped?.stop).toMatch(/^diverged at step \d+: .*all 3 rollbacks are used$/);
+    const findings = stopped?.events.flatMap((e) => (e.detail.findings as { detector: string }[] | undefined) ?? []);
+    expect(findings).toEqual(expect.arrayContaining([expect.objectContaining({ detector: "lossBlowup" })]));
   });
 });
 
@@ -179,10 +286,14 @@ describe("each rung can be switched off", () => {
     expect(decisions[336]?.action).toBe("rollback");
   });
 
-  it("without rollback it stops at the trouble a rollback would have answered", () => {
-    const { decisions } = run(with_({ ladder: { rollback: { enabled: false } } }), spiky(spikes).slice(0, 340));
-    expect(decisions[336]).toMatchObject({ action: "stop", rollbackBefore: null });
-    expect(decisions[336]?.stop).toContain("rollbacks are off");
+  it("without rollback it stops at the trouble a rollback would have answered, when the loss diverges", () => {
+    const { decisions } = run(with_({ ladder: { rollback: { enabled: false } } }), blownUp([300, 304, 308]).slice(0, 340));
+    expect(decisions[308]).toMatchObject({ action: "stop", rollbackBefore: null });
+    expect(decisions[308]?.stop).toContain("rollbacks are off");
+    // spikes that clipping bounds, with a steady loss, are not a divergence
+    const clipped = run(with_({ ladder: { rollback: { enabled: false }, lowerLr: { enabled: false } } }), spiky(every(300, 100, 4)).slice(0, 700)).decisions;
+    expect(clipped.every((d) => d.stop === null)).toBe(true);
+    expect(clipped[696]?.action).toBe("clip");
   });
 
   it("without rollback and stop it keeps clipping", () => {
@@ -205,7 +316,7 @@ describe("each rung can be switched off", () => {
   });
 
   it("with maxRollbacks 0 the first trigger stops the job", () => {
-    const { decisions } = run(with_({ ladder: { rollback: { maxRollbacks: 0 } } }), spiky(spikes).slice(0, 340));
-    expect(decisions[336]?.action).toBe("stop");
+    const { decisions } = run(with_({ ladder: { rollback: { maxRollbacks: 0 } } }), blownUp([300, 304, 308]).slice(0, 340));
+    expect(decisions[308]?.action).toBe("stop");
   });
 });

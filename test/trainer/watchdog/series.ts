@@ -88,11 +88,15 @@ export interface Run {
   state: WatchdogState;
 }
 
+/**
+ * Runs a series through `decide`. Like the trainer, it reports each update ratio at the LR scale
+ * in force: a series' `updateRatio` is the one at the scheduled LR.
+ */
 export function run(config: WatchdogConfig, series: readonly StepObservation[], state: WatchdogState = initialState(config, LAYERS)): Run {
   const decisions: Decision[] = [];
   let current = state;
   for (const obs of series) {
-    const result = decide(config, current, obs);
+    const result = decide(config, current, { ...obs, updateRatio: obs.updateRatio * current.ladder.lrScale });
     expectSane(result.decision);
     decisions.push(result.decision);
     current = result.state;

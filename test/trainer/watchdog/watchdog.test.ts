@@ -114,6 +114,18 @@ describe("purity and state", () => {
     expect(secondHalf.state).toEqual(whole.state);
   });
 
+  it("continues from a state saved before the trust region (no loss or trouble counters, an update-size mean in other units)", () => {
+    const series = calmSeries(900, { seed: 45 });
+    const saved = JSON.parse(JSON.stringify(run(gradguard, series.slice(0, 600)).state));
+    const { troubleSteps: _t, lossSteps: _l, ...ladder } = saved.ladder;
+    const old = { ...saved, ladder, updateSize: { count: saved.updateSize.count, logMean: Math.log(1e-4) } } as WatchdogState;
+    const { decisions, state } = run(gradguard, series.slice(600), old);
+    const uninterrupted = run(gradguard, series).decisions.slice(600);
+    expect(decisions.map((d) => d.action)).toEqual(uninterrupted.map((d) => d.action));
+    expect(state.updateSize.logStepSize).not.toBeNull();
+    expect(state.ladder).toMatchObject({ troubleSteps: [], lossSteps: [] });
+  });
+
   it("stores only finite numbers, even after overflowing observations", () => {
     const huge = calmSeries(200, { seed: 43 }).map((o, i) => (i % 7 === 3 ? { ...o, gradNorm: 1e300, layerNorms: [1e300, 1e300, 1e300], loss: 1e300, updateRatio: 1e300 } : o));
     const { state } = run(everything, huge);
