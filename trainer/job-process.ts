@@ -97,7 +97,12 @@ async function runJob(
       // Saved in the background, one after another: the next step does not wait for it.
       onCheckpoint: (taken) => {
         checkpointsSaved = checkpointsSaved.then(() =>
-          saveCheckpoint(prisma, jobId, taken, spec.checkpoint.keep).catch((error: unknown) => {
+          // Steps before the checkpoint go to the database first: a job resumed from it must
+          // find them there (it trains again only from the checkpoint on).
+          writer
+            .drain(taken.step - 1)
+            .then(() => saveCheckpoint(prisma, jobId, taken, spec.checkpoint.keep))
+            .catch((error: unknown) => {
             log.error({ err: error, step: taken.step }, "saving a checkpoint failed; training goes on");
             writer.pushEvent({ step: taken.step - 1, kind: "checkpointFailed", severity: "warning", message: `checkpoint of step ${taken.step} could not be saved: ${String(error)}`, detail: {} });
           }),

@@ -26,6 +26,8 @@ export class StepWriter {
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private closing = false;
+  /** The last step known to be in the database. */
+  private writtenThrough = -1;
   private dropped = 0;
   private readonly batchSize: number;
   private readonly flushIntervalMs: number;
@@ -42,6 +44,18 @@ export class StepWriter {
     this.flushIntervalMs = options.flushIntervalMs ?? 200;
     this.maxBuffered = options.maxBuffered ?? 200_000;
     this.retryDelayMs = options.retryDelayMs ?? 100;
+  }
+
+  /**
+   * Resolves once every row up to `step` is in the database (rows are written in step order).
+   * A checkpoint waits for this before it is saved: a job resumed from it must find every
+   * earlier step already stored.
+   */
+  async drain(step: number): Promise<void> {
+    while (this.writtenThrough < step && this.buffer.some((row) => row.step <= step)) {
+      this.startFlush();
+      await this.flushing;
+    }
   }
 
   /** Rows dropped because the buffer overflowed while the database was unreachable. */
@@ -97,6 +111,7 @@ export class StepWriter {
       await insertSteps(this.prisma, this.jobId, rows, events);
       this.events = this.events.filter((event) => !events.includes(event));
       // Not splice(0, n): an overflow during the write may already have dropped some of them.
+      this.writtenThrough = Math.max(this.writtenThrough, lastStep);
       const written = new Set(rows);
       this.buffer = this.buffer.filter((row) => !written.has(row));
       if (this.failures > 0) this.log.info({ afterFailures: this.failures }, "step writes resumed");

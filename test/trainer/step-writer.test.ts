@@ -105,6 +105,15 @@ describe("step writer", () => {
     }
   });
 
+  it("drain(step) returns only once every row up to that step is stored", async () => {
+    const jobId = await newJob(db);
+    const writer = new StepWriter(db.prisma, jobId, silentLog, { batchSize: 1000, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 50; i++) writer.push(record(i));
+    await writer.drain(39);
+    expect(await db.prisma.step.count({ where: { jobId, step: { lte: 39 } } })).toBe(40);
+    await writer.close();
+  });
+
   it("does not block the caller: push returns before anything is written", async () => {
     const jobId = await newJob(db);
     const writer = new StepWriter(db.prisma, jobId, silentLog, { batchSize: 5, flushIntervalMs: 1000 });
