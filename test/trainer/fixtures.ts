@@ -1,4 +1,4 @@
-import type { JobSpec } from "../../trainer/spec.ts";
+import { InvalidSpecError, type JobSpec, parseJobSpec, type SpecLimits, type SpecProblem } from "../../trainer/spec.ts";
 
 /** The foundation's minimum spec: a small ReLU MLP on two spirals. */
 export function demoSpec(overrides: Partial<JobSpec> = {}): Record<string, unknown> {
@@ -19,4 +19,15 @@ export function demoSpec(overrides: Partial<JobSpec> = {}): Record<string, unkno
     seed: 1,
     ...overrides,
   };
+}
+
+/** What parseJobSpec refuses in `input`; fails the test when it accepts it. */
+export function specProblems(input: unknown, limits: SpecLimits): SpecProblem[] {
+  try {
+    parseJobSpec(input, limits);
+  } catch (error) {
+    if (error instanceof InvalidSpecError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected the spec to be rejected");
 }

@@ -5,7 +5,7 @@ import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { checkModelSpec, layerNames, type ModelSpec } from "../../trainer/model-spec.ts";
 import { InvalidSpecError, JobSpecSchema, parseJobSpec } from "../../trainer/spec.ts";
-import { demoSpec } from "./fixtures.ts";
+import { demoSpec, specProblems } from "./fixtures.ts";
 
 const limits = { maxSteps: 10_000 };
 
@@ -14,16 +14,7 @@ function specWith(layers: unknown[], overrides: Record<string, unknown> = {}): R
   return { ...demoSpec(), model: { layers }, ...overrides };
 }
 
-function problemsOf(input: unknown): { field: string; message: string }[] {
-  try {
-    parseJobSpec(input, limits);
-  } catch (error) {
-    if (error instanceof InvalidSpecError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected the spec to be rejected");
-}
-
+const problemsOf = (input: unknown) => specProblems(input, limits);
 const fieldsOf = (input: unknown) => problemsOf(input).map((p) => p.field);
 
 // The server validates bodies with Ajv, allErrors on: the same schema must name the same fields.

@@ -9,10 +9,11 @@ import { type Dataset, makeDataset } from "../../trainer/data/datasets.ts";
 import type { DataSpec } from "../../trainer/data/spec.ts";
 import type { LayerSpec, ModelSpec } from "../../trainer/model-spec.ts";
 import { buildModel, dropoutCounters, restoreDropoutCounters } from "../../trainer/model.ts";
-import { InvalidSpecError, type JobSpec, parseJobSpec } from "../../trainer/spec.ts";
+import { type JobSpec, parseJobSpec } from "../../trainer/spec.ts";
 import { prepareTraining, type StepRecord } from "../../trainer/train-loop.ts";
 import { applyUpdate, type GradientMeasurement, LOSSES, measureGradients, type StepContext } from "../../trainer/train-step.ts";
 import { silentLog } from "../helpers/database.ts";
+import { specProblems } from "./fixtures.ts";
 
 const limits = { maxSteps: 10_000 };
 const resolved = await resolveBackend(undefined, silentLog);
@@ -333,15 +334,7 @@ describe("model topologies", () => {
     await tf.setBackend(tfName(resolved));
   });
 
-  function problemsOf(input: unknown): { field: string; message: string }[] {
-    try {
-      parseJobSpec(input, limits);
-    } catch (error) {
-      if (error instanceof InvalidSpecError) return error.problems;
-      throw error;
-    }
-    throw new Error("expected the spec to be rejected");
-  }
+  const problemsOf = (input: unknown) => specProblems(input, limits);
   const topologySpec = (topology: unknown, data: DataSpec = blobs, loss = "softmaxCrossEntropy") => ({
     name: "topology",
     model: { topology },
