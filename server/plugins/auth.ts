@@ -35,8 +35,11 @@ export default fp<{ prisma: PrismaClient; adminToken: string | undefined }>(
         const row = await prisma.apiToken.findUnique({ where: { hash: hashToken(token) } });
         if (row && row.revokedAt === null) {
           caller = { tokenId: row.id, role: row.role };
-          // Best effort: the request does not wait for, or fail on, this bookkeeping.
-          void prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } }).catch(() => {});
+          // Best effort and at most once a minute per token: not a write on every request.
+          const now = new Date();
+          if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
+            void prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } }).catch(() => {});
+          }
         }
       }
       if (!caller) {
