@@ -9,6 +9,15 @@ import { demoSpec } from "../trainer/fixtures.ts";
 
 const longSpec = { ...demoSpec(), steps: 3000, checkpoint: { everySteps: 100 } };
 
+/** SIGKILL, unless the process is already gone (a trainer exits by itself when its worker dies). */
+function killHard(pid: number) {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
+
 async function submit(server: ServerProcess, spec: unknown = longSpec): Promise<string> {
   const { status, body } = await api<{ id: string }>(server.url, "/jobs", { method: "POST", body: JSON.stringify(spec) });
   expect(status).toBe(201);
@@ -58,7 +67,7 @@ describe("recovery", () => {
     expect(crashes[0]?.message).toContain("killed by SIGKILL");
 
     // With its attempts used up, the next crash fails the job.
-    const second = await submit(server, { ...longSpec, name: "fails" });
+    const second = await submit(server, { ...longSpec, steps: 1000, name: "fails" });
     const child = await server.waitForLog((l) => l.msg === "job process started" && l.jobId === second);
     await waitFor("steps", async () => ((await db.prisma.step.count({ where: { jobId: second } })) > 0 ? true : undefined));
     process.kill(child.pid as number, "SIGKILL");
@@ -70,7 +79,7 @@ describe("recovery", () => {
     expect(failed.error).toContain("killed by SIGKILL");
     process.kill(server.pid, "SIGTERM");
     await server.exited;
-  });
+  }, 180_000);
 
   it("takes over the job of a worker that died with its trainer once the lease expires", async () => {
     const db = await createTestDatabase();
@@ -79,8 +88,8 @@ describe("recovery", () => {
     const child = await first.waitForLog((l) => l.msg === "job process started" && l.jobId === jobId);
     await waitForCheckpoint(db, jobId);
     // Power cut: the worker and its trainer die together; nobody marks the job.
-    process.kill(first.pid, "SIGKILL");
-    process.kill(child.pid as number, "SIGKILL");
+    killHard(first.pid);
+    killHard(child.pid as number);
     await first.exited;
     expect((await db.prisma.job.findUniqueOrThrow({ where: { id: jobId } })).status).toBe("running");
 
@@ -92,7 +101,7 @@ describe("recovery", () => {
     expect(await db.prisma.event.count({ where: { jobId, kind: "leaseExpired" } })).toBe(1);
     process.kill(second.pid, "SIGTERM");
     await second.exited;
-  });
+  }, 180_000);
 
   it("cancels a running job within a step, and refuses to cancel it twice", async () => {
     const db = await createTestDatabase();
