@@ -152,3 +152,85 @@ export function writeOptimizerScalars(optimizer: tf.Optimizer, scalars: Record<s
     for (const [name, value] of Object.entries(scalars)) target[name]?.assign(tf.scalar(value));
   });
 }
+
+type Slot = { variable: tf.Variable } | undefined;
+interface OptimizerSlots {
+  learningRate: number;
+  // Momentum
+  m?: number;
+  useNesterov?: boolean;
+  accumulations?: Slot[];
+  // Adam
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  accBeta1?: tf.Variable;
+  accBeta2?: tf.Variable;
+  accumulatedFirstMoment?: Slot[];
+  accumulatedSecondMoment?: Slot[];
+  // RMSProp
+  decay?: number;
+  momentum?: number;
+  accumulatedMeanSquares?: Slot[];
+  accumulatedMoments?: Slot[];
+  // Adagrad
+  accumulatedGrads?: Slot[];
+}
+
+/**
+ * The squared L2 norm of the update `optimizer` would make from `grads`, per unit of learning
+ * rate (‖Δw‖²/lr²), as a scalar on the device; null for SGD, whose update is lr·g. It repeats
+ * the arithmetic of tfjs 4's applyGradients on the optimizer's slots (matched to `grads` by
+ * position, as applyGradients matches them) without changing them. Before the first update
+ * the slots do not exist yet and count as their initial values.
+ *
+ * Adaptive optimizers normalise the gradient: Adam's first update is about lr·√(parameters)
+ * whatever ‖g‖ is, so lr·‖g‖/‖w‖ says nothing about the step they take, and clipping the
+ * gradient does not shrink it. The watchdog's trust region judges this update instead.
+ */
+export function updateDirectionSquaredNorm(optimizer: tf.Optimizer, grads: tf.NamedTensorMap): tf.Scalar | null {
+  const kind = optimizer.getClassName();
+  if (kind === "SGD") return null;
+  const o = optimizer as unknown as OptimizerSlots;
+  const slot = (slots: Slot[] | undefined, i: number, initial: (g: tf.Tensor) => tf.Tensor, g: tf.Tensor) => slots?.[i]?.variable ?? initial(g);
+  return tf.tidy(() => {
+    const squares = Object.values(grads).map((g, i) => {
+      let direction: tf.Tensor;
+      switch (kind) {
+        case "Momentum": {
+          const accumulation = tf.add(tf.mul(slot(o.accumulations, i, tf.zerosLike, g), o.m ?? 0), g);
+          direction = o.useNesterov ? tf.add(g, tf.mul(accumulation, o.m ?? 0)) : accumulation;
+          break;
+        }
+        case "Adam": {
+          const beta1 = o.beta1 ?? 0.9;
+          const beta2 = o.beta2 ?? 0.999;
+          const m = tf.add(tf.mul(slot(o.accumulatedFirstMoment, i, tf.zerosLike, g), beta1), tf.mul(g, 1 - beta1));
+          const v = tf.add(tf.mul(slot(o.accumulatedSecondMoment, i, tf.zerosLike, g), beta2), tf.mul(tf.square(g), 1 - beta2));
+          const mHat = tf.div(m, tf.sub(1, o.accBeta1 ?? tf.scalar(beta1)));
+          const vHat = tf.div(v, tf.sub(1, o.accBeta2 ?? tf.scalar(beta2)));
+          direction = tf.div(mHat, tf.add(tf.sqrt(vHat), o.epsilon ?? 1e-7));
+          break;
+        }
+        case "RMSProp": {
+          const decay = o.decay ?? 0.9;
+          const meanSquare = tf.add(tf.mul(slot(o.accumulatedMeanSquares, i, tf.zerosLike, g), decay), tf.mul(tf.square(g), 1 - decay));
+          // The moments hold lr-scaled updates: divide by the rate they were made with.
+          const moments = tf.div(slot(o.accumulatedMoments, i, tf.zerosLike, g), o.learningRate);
+          direction = tf.add(tf.mul(moments, o.momentum ?? 0), tf.div(g, tf.sqrt(tf.add(meanSquare, o.epsilon ?? 1e-7))));
+          break;
+        }
+        case "Adagrad": {
+          const initial = (t: tf.Tensor) => tf.fill(t.shape, (o as unknown as { initialAccumulatorValue: number }).initialAccumulatorValue);
+          const accumulated = tf.add(slot(o.accumulatedGrads, i, initial, g), tf.square(g));
+          direction = tf.div(g, tf.sqrt(tf.add(accumulated, tf.backend().epsilon())));
+          break;
+        }
+        default:
+          throw new Error(`no update norm for the ${kind} optimizer`);
+      }
+      return tf.sum(tf.square(direction));
+    });
+    return squares.length === 0 ? tf.scalar(0) : (tf.addN(squares) as tf.Scalar);
+  });
+}

@@ -24,7 +24,7 @@ export interface StepRecord {
   gradNorm: number;
   layerNorms: number[];
   weightNorm: number;
-  /** lr·‖g‖/‖w‖ of the proposed update. */
+  /** ‖Δw‖/‖w‖ of the proposed update (lr·‖g‖/‖w‖ for SGD). */
   updateRatio: number;
   /** Norm of the gradients actually applied (0 when skipped). */
   gradNormAfter: number;
@@ -316,14 +316,15 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           gradNorm: measurement.gradNorm,
           layerNorms: measurement.layerNorms,
           lr: proposedLr,
-          updateRatio: measurement.weightNorm > 0 ? (proposedLr * lrScale * measurement.gradNorm) / measurement.weightNorm : Number.NaN,
+          updateRatio: measurement.weightNorm > 0 ? (proposedLr * lrScale * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
+          weightNorm: measurement.weightNorm,
         };
         const decision = guard?.decide(observation) ?? NO_DECISION;
         lrScale = decision.lrScale;
         const clipTo = Math.min(decision.clipTo ?? Number.POSITIVE_INFINITY, operator.maxNorm ?? Number.POSITIVE_INFINITY);
         const clipCoef = measurement.gradNorm > clipTo ? clipTo / measurement.gradNorm : 1;
         const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
-        const lr = proposedLr * lrScale;
+        const lr = proposedLr * lrScale * decision.stepScale;
         applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
         for (const event of decision.events) emit(event);
 
@@ -376,7 +377,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
   };
 }
 
-const NO_DECISION: GuardDecision = { clipTo: null, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
+const NO_DECISION: GuardDecision = { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
 
 function named(name: string, tensor: tf.Tensor): NamedValues {
   return { name, shape: tensor.shape, values: tensor.dataSync() as Float32Array };

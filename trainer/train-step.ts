@@ -3,7 +3,7 @@
 // (clip, skip, learning rate). Nothing here knows about databases, sockets or jobs.
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { setLearningRate } from "./optimizer.ts";
+import { setLearningRate, updateDirectionSquaredNorm } from "./optimizer.ts";
 
 export type LossFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
 
@@ -28,6 +28,11 @@ export interface GradientMeasurement {
   layerNorms: number[];
   /** Global L2 norm of the trainable weights (before the update). */
   weightNorm: number;
+  /**
+   * L2 norm of the update the optimizer would make, per unit of learning rate (‖Δw‖/lr): the
+   * gradient norm for SGD; for momentum and the adaptive optimizers, what their state makes of it.
+   */
+  updateNorm: number;
   /** The loss or some gradient is NaN or infinite. */
   nonFinite: boolean;
 }
@@ -57,12 +62,14 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     grads = tf.tidy(() => Object.fromEntries(Object.entries(raw).map(([name, grad]) => [name, tf.mul(grad, gradFactor)])));
     tf.dispose(Object.values(raw));
   }
-  // Loss, each layer's squared gradient norm and the squared weight norm, stacked: one read.
+  // Loss, the squared weight and update norms and each layer's squared gradient norm, stacked:
+  // one read.
   const readout = tf.tidy(() => {
     const sumOfSquares = (tensors: tf.Tensor[]) => (tensors.length === 0 ? tf.scalar(0) : tf.addN(tensors.map((t) => tf.sum(tf.square(t)))));
     return tf.stack([
       value,
       sumOfSquares(variables),
+      updateDirectionSquaredNorm(context.optimizer, grads) ?? tf.scalar(-1),
       ...context.layerVariables.map((layer) => sumOfSquares(layer.map((variable) => grads[variable.name] as tf.Tensor))),
     ]);
   });
@@ -72,18 +79,21 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
   const loss = values[0] as number;
   let sumOfSquares = 0;
   const layerNorms: number[] = [];
-  for (let i = 2; i < values.length; i++) {
+  for (let i = 3; i < values.length; i++) {
     const squared = values[i] as number;
     sumOfSquares += squared;
     layerNorms.push(Math.sqrt(squared));
   }
   const gradNorm = Math.sqrt(sumOfSquares);
+  // -1 marks SGD, whose update direction is the gradient.
+  const updateSquared = values[2] as number;
   return {
     measurement: {
       loss,
       gradNorm,
       layerNorms,
       weightNorm: Math.sqrt(values[1] as number),
+      updateNorm: updateSquared === -1 ? gradNorm : Math.sqrt(updateSquared),
       nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm),
     },
     grads,

@@ -64,7 +64,7 @@ describe("checkpoints", () => {
       decide: (obs) => {
         const rollback = obs.step === 50;
         decisions.push({ rollbackBefore: rollback ? 50 : null });
-        return { clipTo: null, lrScale: 1, skip: false, rollbackBefore: rollback ? 50 : null, stop: null, action: rollback ? "rollback" : "none", events: [] };
+        return { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: rollback ? 50 : null, stop: null, action: rollback ? "rollback" : "none", events: [] };
       },
       snapshot: () => ({}),
       restore: () => {},

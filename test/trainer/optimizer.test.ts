@@ -1,6 +1,7 @@
+import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { resolveBackend } from "../../trainer/backend.ts";
-import { type OptimizerSpec, scheduledRate } from "../../trainer/optimizer.ts";
+import { makeOptimizer, type OptimizerSpec, scheduledRate, setLearningRate, updateDirectionSquaredNorm } from "../../trainer/optimizer.ts";
 import { parseJobSpec } from "../../trainer/spec.ts";
 import { prepareTraining, type StepRecord } from "../../trainer/train-loop.ts";
 import { silentLog } from "../helpers/database.ts";
@@ -69,5 +70,37 @@ describe("learning-rate schedules", () => {
   it("step decay multiplies by gamma every stepSize steps", () => {
     const spec = sgd({ type: "step", stepSize: 10, gamma: 0.5 });
     expect([0, 9, 10, 25].map((s) => scheduledRate(spec, s, 100))).toEqual([1, 1, 0.5, 0.25]);
+  });
+
+  describe("the update they would make, read before they make it", () => {
+    // Three steps on two variables with fixed gradients; at each, the predicted ‖Δw‖/lr must be
+    // the distance the optimizer then actually moves the weights, divided by the rate.
+    it.each<OptimizerSpec>([
+      { type: "sgd", learningRate: 0.1 },
+      { type: "momentum", learningRate: 0.1, momentum: 0.9 },
+      { type: "momentum", learningRate: 0.1, momentum: 0.9, nesterov: true },
+      { type: "adam", learningRate: 0.01 },
+      { type: "rmsprop", learningRate: 0.01, momentum: 0.5 },
+      { type: "adagrad", learningRate: 0.1 },
+    ])("%o", (spec) => {
+      const optimizer = makeOptimizer(spec);
+      const id = JSON.stringify(spec);
+      const a = tf.variable(tf.tensor1d([0.5, -1, 2]), true, `a ${id}`);
+      const b = tf.variable(tf.tensor2d([[1, 2], [3, 4]]), true, `b ${id}`);
+      for (const [step, scale] of [1, -3, 0.5].entries()) {
+        const grads = { [a.name]: tf.mul(tf.tensor1d([0.1, -0.2, 0.3]), scale), [b.name]: tf.mul(tf.tensor2d([[1, 0], [-1, 2]]), scale) };
+        const lr = spec.learningRate * (step + 1);
+        setLearningRate(optimizer, lr);
+        const predicted = updateDirectionSquaredNorm(optimizer, grads);
+        const direction = predicted ? Math.sqrt(predicted.dataSync()[0] as number) : Math.hypot(...Object.values(grads).flatMap((g) => [...g.dataSync()]));
+        const before = [...a.dataSync(), ...b.dataSync()];
+        optimizer.applyGradients(grads);
+        const after = [...a.dataSync(), ...b.dataSync()];
+        expect(Math.hypot(...after.map((w, i) => w - (before[i] as number))) / lr).toBeCloseTo(direction, 4);
+        tf.dispose([...Object.values(grads), ...(predicted ? [predicted] : [])]);
+      }
+      tf.dispose([a, b]);
+      optimizer.dispose();
+    });
   });
 });

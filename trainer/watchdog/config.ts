@@ -22,6 +22,7 @@ export interface WatchdogConfig {
     rollingOutlier: { enabled: boolean; onNorm: boolean; onLoss: boolean; window: number; minValues: number; sigmas: number };
     lossBlowup: { enabled: boolean; referenceSteps: number; referenceFactor: number; startFactor: number; consecutiveSteps: number };
     updateSize: { enabled: boolean; alpha: number; warmupSteps: number; factor: number };
+    spikeGate: { enabled: boolean; alpha: number; warmupSteps: number; minUpdateJump: number };
     layers: { enabled: boolean; alpha: number; warmupSteps: number; jumpFactor: number; top: number };
     vanishing: { enabled: boolean; ratio: number; consecutiveSteps: number };
   };
@@ -159,7 +160,28 @@ export const WatchdogSpecSchema = Type.Object(
                 warmupSteps: steps(1, 100_000, "Known step sizes before the detector judges, steps. Default 10 (ours)."),
                 factor: opt(Type.Number({ exclusiveMinimum: 1, description: "Outlier: step size (lr/‖w‖) above this times the typical one (unitless). Default 10 (ours: a 40× LR spike is 4× past it; gradient noise does not move it)." })),
               },
-              { ...strict, description: "Judges the step size lr/‖w‖ (observation updateRatio / gradNorm) against its typical value, so a learning-rate spike is caught at its own step; gradient noise does not move it." },
+              { ...strict, description: "Judges the step size lr/‖w‖ (observation lr and weightNorm) against its typical value, so a learning-rate spike is caught at its own step and taken at the typical size; gradient noise does not move it." },
+            ),
+          ),
+          spikeGate: opt(
+            Type.Object(
+              {
+                enabled: on("the spike gate", "gradguard"),
+                alpha: opt(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: "EMA weight on the past for the log of the typical update ratio (unitless). Default 0.97 (as ZClip)." })),
+                warmupSteps: steps(1, 100_000, "Applied updates before the gate closes on anything, steps. Default 25 (as ZClip)."),
+                minUpdateJump: opt(
+                  Type.Number({
+                    exclusiveMinimum: 1,
+                    description:
+                      "A gradient-norm spike is acted on only when the proposed update is at least this times its typical size (unitless). Default 4 (ours: the heavy tail of a healthy run's norms stays below it; an explosion is 10× and more).",
+                  }),
+                ),
+              },
+              {
+                ...strict,
+                description:
+                  "Acts on a gradient-norm spike (ZClip, rolling outlier on the norm) only when it reaches the update: adaptive optimizers absorb most gradient spikes, and a healthy run's heavy-tailed norms do not move its updates much.",
+              },
             ),
           ),
           layers: opt(
@@ -219,7 +241,7 @@ export const WatchdogSpecSchema = Type.Object(
                 enabled: on("skipping outliers too far to trust", "gradguard"),
                 zThreshold: opt(Type.Number({ exclusiveMinimum: 0, description: "ZClip z-score (σ units) above which the step is skipped instead of clipped. Default 25 (ours: ten times ZClip's 2.5)." })),
               },
-              { ...strict, description: "Rung 3: the update is not applied (extreme norm outlier, loss blow-up, oversized update)." },
+              { ...strict, description: "Rung 3: the update is not applied (extreme norm outlier, loss blow-up)." },
             ),
           ),
           rollback: opt(
@@ -227,7 +249,7 @@ export const WatchdogSpecSchema = Type.Object(
               {
                 enabled: on("rolling back to a checkpoint", "gradguard"),
                 afterSpikes: steps(1, 100_000, "Spikes within windowSteps that trigger a rollback, count; norm spikes count only once the LR is at its floor, trust-region clips never. Default 10 (ours)."),
-                afterSkips: steps(1, 100_000, "Skipped steps within windowSteps that trigger a rollback, count; skips for norm outliers or oversized steps count only once the LR is at its floor. Default 3 (ours)."),
+                afterSkips: steps(1, 100_000, "Skipped steps within windowSteps that trigger a rollback, count; skips for norm outliers count only once the LR is at its floor. Default 3 (ours)."),
                 windowSteps: steps(1, 100_000, "Window for counting, steps; also the calm that ends a trouble episode. Default 50 (ours)."),
                 maxRollbacks: steps(0, 1000, "Rollbacks per job before it is stopped as diverged, count. Default 3 (ours)."),
               },
@@ -260,6 +282,7 @@ const SOURCE_DEFAULTS: WatchdogConfig = {
     rollingOutlier: { enabled: false, onNorm: true, onLoss: true, window: 128, minValues: 64, sigmas: 6 },
     lossBlowup: { enabled: false, referenceSteps: 100, referenceFactor: 10, startFactor: 2, consecutiveSteps: 3 },
     updateSize: { enabled: false, alpha: 0.9, warmupSteps: 10, factor: 10 },
+    spikeGate: { enabled: false, alpha: 0.97, warmupSteps: 25, minUpdateJump: 4 },
     layers: { enabled: false, alpha: 0.97, warmupSteps: 25, jumpFactor: 10, top: 3 },
     vanishing: { enabled: false, ratio: 1e-3, consecutiveSteps: 50 },
   },
@@ -298,6 +321,9 @@ const PRESET_OVERRIDES: Record<Policy, WatchdogSpec> = {
       rollingOutlier: { enabled: true },
       lossBlowup: { enabled: true },
       updateSize: { enabled: true },
+      // A norm spike that a healthy run shrugs off is not worth an intervention: judged by the
+      // update it would make (Adam's barely moves; SGD's moves with the norm), not the norm.
+      spikeGate: { enabled: true },
       layers: { enabled: true },
       vanishing: { enabled: true },
     },

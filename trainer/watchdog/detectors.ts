@@ -15,6 +15,12 @@ export interface Finding {
   spike: boolean;
   /** The global norm this detector would clip to; null when clipping is not its answer. */
   clipTo: number | null;
+  /**
+   * Factor this detector would put on the step's update, through this step's learning rate
+   * (1: none). The update detectors bound the update itself: clipping the gradient does not
+   * shrink an adaptive optimizer's step (Adam's first one is about lr·√parameters whatever ‖g‖ is).
+   */
+  stepScale?: number;
   /** The detector does not trust the step at all. */
   skip: boolean;
   /** One line of evidence in words. */
@@ -26,24 +32,26 @@ export interface Finding {
 
 // --- trust region (ours) ----------------------------------------------------------------------
 // An absolute ceiling on the update relative to the weights, which needs no history: it guards
-// step 0 and every detector's warm-up. The ceiling holds at the scheduled LR: the gradient is
-// clipped to ceiling·‖w‖/lr, so that the update would be ceiling·‖w‖ at the scheduled LR, and a
-// lowered LR (rung 2) shrinks the bounded update further instead of being cancelled by a looser
-// clip. ‖w‖ comes from the observation: the update ratio is lr·lrScale·‖g‖/‖w‖.
+// step 0 and every detector's warm-up. The ceiling holds at the scheduled LR: the step's update
+// is scaled down so that it would be ceiling·‖w‖ at the scheduled LR, and a lowered LR (rung 2)
+// shrinks the bounded update further instead of being cancelled by a looser bound. The update
+// ratio is the optimizer's own (lr·lrScale·‖Δw/lr‖/‖w‖: lr·‖g‖/‖w‖ for SGD, Adam's normalised
+// step for Adam), so the bound is the same for every optimizer.
 
 /** `lrScale`: the watchdog's LR scale in force, which the observed update ratio includes. */
-export function trustRegion(config: Detectors["trustRegion"], updateRatio: number, gradNorm: number, lrScale: number): Finding | null {
-  if (!(Number.isFinite(updateRatio) && updateRatio > 0 && gradNorm > 0 && lrScale > 0)) return null;
+export function trustRegion(config: Detectors["trustRegion"], updateRatio: number, lrScale: number): Finding | null {
+  if (!(Number.isFinite(updateRatio) && updateRatio > 0 && lrScale > 0)) return null;
   const scheduledRatio = updateRatio / lrScale;
   if (!(scheduledRatio > config.maxUpdateRatio)) return null;
-  const clipTo = gradNorm * (config.maxUpdateRatio / scheduledRatio);
+  const stepScale = config.maxUpdateRatio / scheduledRatio;
   return {
     detector: "trustRegion",
     spike: true,
-    clipTo,
+    clipTo: null,
+    stepScale,
     skip: false,
     message: `the update would move the weights by ${fmt(scheduledRatio)} of their norm at the scheduled LR (ceiling ${config.maxUpdateRatio})`,
-    evidence: { gradNorm, updateRatio, scheduledRatio, maxUpdateRatio: config.maxUpdateRatio, lrScale, clipTo },
+    evidence: { updateRatio, scheduledRatio, maxUpdateRatio: config.maxUpdateRatio, lrScale, stepScale },
   };
 }
 
@@ -247,14 +255,14 @@ export function lossBlowup(config: Detectors["lossBlowup"], state: LossBlowupSta
 }
 
 // --- update size ------------------------------------------------------------------------------
-// The proposed update relative to the weights (the trainer's `updateRatio`, lr·‖g‖/‖w‖ for SGD)
-// is the gradient norm times the step size lr/‖w‖. The gradient-norm detectors judge the first
-// factor; this one judges the second, updateRatio/‖g‖, against its typical value: the geometric
-// mean of the applied steps' sizes, as an EMA of their logs. A 40× learning-rate spike multiplies
-// it by 40 at its own step while the gradient norm stays normal. Gradient noise does not move it
-// at all: judged on the whole ratio, the heavy-tailed norms of a converging run (Adam's most of
-// all, whose real update does not even scale with ‖g‖) would pass for update spikes. A log EMA
-// follows a learning-rate warm-up within ~1/(1−alpha) steps. Only applied updates teach the
+// The proposed update is the optimizer's direction times the step size lr/‖w‖. The gradient-norm
+// detectors and the trust region judge the first factor and the whole; this one judges the step
+// size against its typical value: the geometric mean of the applied steps' sizes, as an EMA of
+// their logs. A 40× learning-rate spike multiplies it by 40 at its own step while the gradient
+// norm stays normal. Gradient noise does not move it at all: judged on the whole update, the
+// heavy-tailed norms of a converging run would pass for update spikes. A log EMA follows a
+// learning-rate warm-up within ~1/(1−alpha) steps. An oversized step is taken at the typical
+// size (stepScale): a learning-rate spike costs no training step. Only applied updates teach the
 // typical size: a skipped one does not.
 
 export interface UpdateSizeState {
@@ -269,29 +277,26 @@ export interface UpdateSizeState {
 
 export const initialUpdateSize = (): UpdateSizeState => ({ count: 0, logStepSize: null });
 
-/** The step size lr·lrScale/‖w‖ of an observation, NaN when unknown. */
-export function stepSize(updateRatio: number, gradNorm: number): number {
-  return Number.isFinite(updateRatio) && updateRatio > 0 && Number.isFinite(gradNorm) && gradNorm > 0 ? updateRatio / gradNorm : Number.NaN;
+/** The step size lr·lrScale/‖w‖, NaN when unknown. */
+export function stepSize(lr: number, lrScale: number, weightNorm: number | undefined): number {
+  return weightNorm !== undefined && Number.isFinite(weightNorm) && weightNorm > 0 && Number.isFinite(lr) && lr > 0 ? (lr * lrScale) / weightNorm : Number.NaN;
 }
 
-export function updateSize(config: Detectors["updateSize"], state: UpdateSizeState, updateRatio: number, gradNorm: number): Finding | null {
-  const size = stepSize(updateRatio, gradNorm);
+export function updateSize(config: Detectors["updateSize"], state: UpdateSizeState, size: number): Finding | null {
   if (!Number.isFinite(size) || state.count < config.warmupSteps || state.logStepSize == null) return null;
   const typicalSize = Math.exp(state.logStepSize);
   if (!(size > config.factor * typicalSize)) return null;
-  // In update-ratio units: the update this gradient would make at the typical step size.
-  const typical = typicalSize * gradNorm;
-  const threshold = config.factor * typical;
   const jump = size / typicalSize;
   return {
     detector: "updateSize",
-    spike: true,
-    // Clipping the gradient to this norm brings an SGD update back to the threshold; adaptive
-    // optimizers normalise the gradient, so the ladder prefers to skip (rung 3) when it may.
-    clipTo: gradNorm * (threshold / updateRatio),
-    skip: true,
-    message: `the proposed update is ${fmt(jump)}× the typical one for this gradient (step size lr/‖w‖ ${fmt(size)} vs typical ${fmt(typicalSize)}; threshold ${config.factor}×)`,
-    evidence: { updateRatio, proposedRatio: updateRatio, typicalRatio: typical, stepSize: size, typicalStepSize: typicalSize, factor: config.factor, threshold, jump },
+    // The gradient is sound; only the step size is off, and the step is taken at the typical
+    // size: contained at its own step, it neither skips a good batch nor climbs the ladder.
+    spike: false,
+    clipTo: null,
+    stepScale: 1 / jump,
+    skip: false,
+    message: `the step size lr/‖w‖ is ${fmt(jump)}× its typical value (${fmt(size)} vs ${fmt(typicalSize)}; threshold ${config.factor}×)`,
+    evidence: { stepSize: size, typicalStepSize: typicalSize, factor: config.factor, threshold: config.factor * typicalSize, jump },
   };
 }
 
@@ -301,6 +306,34 @@ export function learnUpdateSize(config: Detectors["updateSize"], state: UpdateSi
   const log = Math.log(appliedStepSize);
   if (state.logStepSize == null) return { count: 1, logStepSize: log };
   return { count: state.count + 1, logStepSize: finiteOr0(config.alpha * state.logStepSize + (1 - config.alpha) * log) };
+}
+
+// --- spike gate ---------------------------------------------------------------------------------
+// A gradient-norm spike matters by the update it makes. SGD's update grows with the norm; Adam's
+// hardly does (a 10× norm moves m̂/√v̂ by about 2×), and a healthy run's heavy-tailed norms make
+// occasional 3–10× jumps that its loss never notices. The gate keeps a typical update ratio (an
+// EMA of its log over the applied steps) and lets the norm detectors act only on a step whose
+// proposed update is at least minUpdateJump× that.
+
+export interface SpikeGateState {
+  count: number;
+  /** EMA of log(updateRatio) of the applied steps; null before the first. */
+  logUpdateRatio: number | null;
+}
+
+export const initialSpikeGate = (): SpikeGateState => ({ count: 0, logUpdateRatio: null });
+
+/** How many times its typical size the proposed update is; null while warming up or unknown. */
+export function updateJump(config: Detectors["spikeGate"], state: SpikeGateState, updateRatio: number): number | null {
+  if (!(Number.isFinite(updateRatio) && updateRatio > 0) || state.logUpdateRatio === null || state.count < config.warmupSteps) return null;
+  return updateRatio / Math.exp(state.logUpdateRatio);
+}
+
+export function learnSpikeGate(config: Detectors["spikeGate"], state: SpikeGateState, appliedUpdateRatio: number): SpikeGateState {
+  if (!(Number.isFinite(appliedUpdateRatio) && appliedUpdateRatio > 0)) return state;
+  const log = Math.log(appliedUpdateRatio);
+  if (state.logUpdateRatio === null) return { count: 1, logUpdateRatio: log };
+  return { count: state.count + 1, logUpdateRatio: finiteOr0(config.alpha * state.logUpdateRatio + (1 - config.alpha) * log) };
 }
 
 // --- per layer --------------------------------------------------------------------------------

@@ -25,6 +25,12 @@ export interface LadderState {
   cooldownUntil: number | null;
   /** The warm-back in progress: from which step, starting at which scale. */
   restore: { startStep: number; fromScale: number } | null;
+  /**
+   * Highest scale a warm-back returns to (1: the schedule). Trouble while warming back means
+   * the scale reached is as high as this run bears for now: the LR that was lowered for it was
+   * too high, not unlucky (Adam without warm-up, an LR that only fit a smaller loss).
+   */
+  ceiling: number;
   rollbacksUsed: number;
   /** Step ranges (inclusive) whose batches the trainer must not train on again. */
   skipBatches: { from: number; to: number }[];
@@ -43,6 +49,7 @@ export const initialLadder = (): LadderState => ({
   lastTroubleStep: null,
   cooldownUntil: null,
   restore: null,
+  ceiling: 1,
   rollbacksUsed: 0,
   skipBatches: [],
   lastRollback: null,
@@ -183,6 +190,7 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
     if (spikes >= lowerLr.spikes || skips >= lowerLr.skips) {
       const scaleBefore = ladder.lrScale;
       ladder.lrScale = Math.max(lowerLr.minScale, scaleBefore * lowerLr.factor);
+      if (ladder.restore !== null || ladder.ceiling < 1) ladder.ceiling = Math.min(ladder.ceiling, ladder.lrScale);
       ladder.cooldownUntil = step + lowerLr.cooldownSteps;
       ladder.restore = null;
       lowered = true;
@@ -205,33 +213,38 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
     }
   }
   if ((input.spike || input.skipped) && ladder.restore !== null) {
-    ladder.restore = null; // the warm-back pauses at its current scale and starts again after the next calm
+    // The warm-back stops at the scale it reached, and never goes higher: see `ceiling`.
+    ladder.ceiling = Math.min(ladder.ceiling ?? 1, ladder.lrScale);
+    ladder.restore = null;
   }
+  // A state saved before the ceiling existed has none.
+  const ceiling = ladder.ceiling ?? 1;
   const calm = ladder.lastSpikeStep === null || step - ladder.lastSpikeStep >= lowerLr.calmSteps;
-  if (lowerLr.enabled && !input.spike && !input.skipped && ladder.lrScale < 1 && calm && cooled) {
+  if (lowerLr.enabled && !input.spike && !input.skipped && ladder.lrScale < ceiling && calm && cooled) {
+    const target = ceiling === 1 ? `${fmt(input.lr)}` : `${fmt(input.lr * ceiling)} (the highest LR calm since trouble came back while warming up, ×${fmt(ceiling)} the schedule)`;
     if (ladder.restore === null) {
       ladder.restore = { startStep: step, fromScale: ladder.lrScale };
       events.push({
         kind: "lrRestoreStarted",
         severity: "info",
-        message: `no spike for ${ladder.lastSpikeStep === null ? "ever" : step - ladder.lastSpikeStep} steps: warming the learning rate back from ${fmt(input.lr * ladder.lrScale)} to ${fmt(input.lr)} over ${lowerLr.restoreSteps} steps (${lowerLr.restoreShape})`,
-        detail: { scaleBefore: ladder.lrScale, lrBefore: input.lr * ladder.lrScale, restoreSteps: lowerLr.restoreSteps, shape: lowerLr.restoreShape, calmSteps: lowerLr.calmSteps },
+        message: `no spike for ${ladder.lastSpikeStep === null ? "ever" : step - ladder.lastSpikeStep} steps: warming the learning rate back from ${fmt(input.lr * ladder.lrScale)} to ${target} over ${lowerLr.restoreSteps} steps (${lowerLr.restoreShape})`,
+        detail: { scaleBefore: ladder.lrScale, lrBefore: input.lr * ladder.lrScale, ceiling, restoreSteps: lowerLr.restoreSteps, shape: lowerLr.restoreShape, calmSteps: lowerLr.calmSteps },
       });
     }
     const { startStep, fromScale } = ladder.restore;
     const progress = (step - startStep + 1) / lowerLr.restoreSteps;
     if (progress >= 1) {
-      ladder.lrScale = 1;
+      ladder.lrScale = ceiling;
       ladder.restore = null;
       events.push({
         kind: "lrRestored",
         severity: "info",
-        message: `learning rate restored to the schedule (${fmt(input.lr)})`,
-        detail: { scaleBefore: fromScale, scaleAfter: 1, lrAfter: input.lr, restoreSteps: lowerLr.restoreSteps },
+        message: `learning rate restored to ${ceiling === 1 ? `the schedule (${fmt(input.lr)})` : target}`,
+        detail: { scaleBefore: fromScale, scaleAfter: ceiling, lrAfter: input.lr * ceiling, restoreSteps: lowerLr.restoreSteps },
       });
     } else {
       const eased = lowerLr.restoreShape === "cosine" ? (1 - Math.cos(Math.PI * progress)) / 2 : progress;
-      ladder.lrScale = fromScale + (1 - fromScale) * eased;
+      ladder.lrScale = fromScale + (ceiling - fromScale) * eased;
     }
   }
   return { ladder, lowered, rollbackBefore: null, stop: null, events };

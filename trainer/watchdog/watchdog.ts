@@ -20,7 +20,11 @@ import {
   layerJumps,
   layerSpike,
   learnLayers,
+  learnSpikeGate,
   learnUpdateSize,
+  initialSpikeGate,
+  type SpikeGateState,
+  updateJump,
   type LossBlowupState,
   lossBlowup,
   type RollingState,
@@ -49,9 +53,12 @@ export interface StepObservation {
   lr: number;
   /**
    * Size of the update this step would apply if the watchdog changed nothing (learning rate
-   * scaled by the lrScale in force), relative to the weights: lr·‖g‖/‖w‖ for SGD. NaN when unknown.
+   * scaled by the lrScale in force), relative to the weights: ‖Δw‖/‖w‖, which is lr·‖g‖/‖w‖ for
+   * SGD and what the optimizer's state makes of g for the others. NaN when unknown.
    */
   updateRatio: number;
+  /** Global L2 norm of the weights before the update; unknown (NaN or absent) turns the update-size detector off. */
+  weightNorm?: number;
 }
 
 export type EventKind =
@@ -84,6 +91,11 @@ export type Action = "none" | "clip" | "lowerLr" | "skip" | "rollback" | "stop";
 export interface Decision {
   /** Global norm to clip to; null = no clipping. */
   clipTo: number | null;
+  /**
+   * Factor on this step's update, applied through this step's learning rate only (1: unchanged):
+   * the bound the update detectors put on an update too large for the weights.
+   */
+  stepScale: number;
   /** Factor on the scheduled LR from this step on (1 = unchanged). */
   lrScale: number;
   /** Do not apply this step's update. */
@@ -106,6 +118,7 @@ export interface WatchdogState {
   rolling: RollingState;
   lossBlowup: LossBlowupState;
   updateSize: UpdateSizeState;
+  spikeGate: SpikeGateState;
   layers: LayersState;
   vanishing: VanishingState;
   ladder: LadderState;
@@ -120,6 +133,7 @@ export function initialState(_config: WatchdogConfig, layerNames: string[]): Wat
     rolling: initialRolling(),
     lossBlowup: initialLossBlowup(),
     updateSize: initialUpdateSize(),
+    spikeGate: initialSpikeGate(),
     layers: initialLayers(layerNames.length),
     vanishing: initialVanishing(layerNames.length),
     ladder: initialLadder(),
@@ -141,6 +155,9 @@ const WARNING_KIND: Record<Finding["detector"], EventKind | null> = {
   updateSize: "updateSpike",
   layerSpike: "layerSpike",
 };
+
+/** Findings on the gradient norm alone, which the spike gate lets through only when they reach the update. */
+const GATED: ReadonlySet<Finding["detector"]> = new Set(["zClip", "normOutlier"]);
 
 /** Findings on the loss itself: what clipping cannot undo, so they climb to a rollback at any LR. */
 const LOSS_DETECTORS: ReadonlySet<Finding["detector"]> = new Set(["nonFinite", "lossBlowup", "lossOutlier"]);
@@ -171,7 +188,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   if (!finite) {
     // Nothing non-finite enters any history: it would poison every statistic (and JSON).
     if (!det.nonFinite.enabled) {
-      return { decision: { clipTo: null, lrScale: state.ladder.lrScale, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] }, state: next };
+      return { decision: { clipTo: null, stepScale: 1, lrScale: state.ladder.lrScale, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] }, state: next };
     }
     const bad = state.layerNames.filter((_, i) => !Number.isFinite(layerNorms[i]));
     findings.push({
@@ -186,7 +203,10 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
 
   let jumps: LayerJump[] = [];
   if (finite) {
-    if (det.trustRegion.enabled) pushFinding(findings, trustRegion(det.trustRegion, obs.updateRatio, gradNorm, state.ladder.lrScale));
+    // An oversized step size is taken at the typical size; the trust region judges what is left.
+    const size = det.updateSize.enabled ? updateSize(det.updateSize, state.updateSize, stepSize(obs.lr, state.ladder.lrScale, obs.weightNorm)) : null;
+    pushFinding(findings, size);
+    if (det.trustRegion.enabled) pushFinding(findings, trustRegion(det.trustRegion, obs.updateRatio * (size?.stepScale ?? 1), state.ladder.lrScale));
     if (det.staticClip.enabled) pushFinding(findings, staticClip(det.staticClip, gradNorm));
     if (det.autoClip.enabled) {
       const r = autoClip(det.autoClip, state.autoClip, gradNorm);
@@ -222,13 +242,32 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
       jumps = layerJumps(det.layers, state.layers, state.layerNames, layerNorms);
       next.layers = learnLayers(det.layers, state.layers, layerNorms);
     }
-    if (det.updateSize.enabled) pushFinding(findings, updateSize(det.updateSize, state.updateSize, obs.updateRatio, gradNorm));
+    if (det.spikeGate.enabled) {
+      // A state saved before the gate existed has none.
+      const jump = updateJump(det.spikeGate, state.spikeGate ?? initialSpikeGate(), obs.updateRatio);
+      if (jump !== null && jump < det.spikeGate.minUpdateJump) {
+        // Absorbed: nothing is done at this step, but the spike still counts toward lowering
+        // the LR when spikes repeat (an LR too high for the run shows as repeated spikes).
+        for (const [i, f] of findings.entries()) {
+          if (!GATED.has(f.detector)) continue;
+          findings[i] = {
+            ...f,
+            clipTo: null,
+            skip: false,
+            message: `${f.message}, absorbed: the update would be ${fmt(jump)}× its typical size (acted on from ${det.spikeGate.minUpdateJump}×)`,
+            evidence: { ...f.evidence, updateJump: jump, minUpdateJump: det.spikeGate.minUpdateJump },
+          };
+        }
+      }
+    }
   }
 
   // Rungs 1 and 3. A non-finite step is always skipped (no rung can make a NaN update safe);
   // other findings are skipped only when the skip rung is on, and otherwise clipped if they can be.
   const skip = findings.some((f) => f.detector === "nonFinite") || (rungs.skip.enabled && findings.some((f) => f.skip));
   const clipTo = !skip && rungs.clip.enabled ? minClip(findings) : null;
+  const stepScale = !skip && rungs.clip.enabled ? Math.min(1, ...findings.map((f) => f.stepScale ?? 1)) : 1;
+  const bounded = clipTo !== null || stepScale < 1;
   const spike = findings.some((f) => f.spike);
   // Spike events name the layers whose norm jumped most; a lone layer jump is a warning of its own.
   if (det.layers.enabled && finite && !spike) pushFinding(findings, layerSpike(det.layers, jumps));
@@ -254,13 +293,17 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   if (skip) {
     const nonFinite = findings.some((f) => f.detector === "nonFinite");
     events.push({ step, kind: nonFinite ? "nonFinite" : "skip", severity: "warning", message: `step ${step} skipped: ${summary}`, detail: evidence });
-  } else if (clipTo !== null && !rolledBack && !stopped) {
+  } else if (bounded && !rolledBack && !stopped) {
+    const what = [
+      ...(clipTo !== null ? [`clipped from norm ${fmt(gradNorm)} to ${fmt(clipTo)}`] : []),
+      ...(stepScale < 1 ? [`update scaled by ${fmt(stepScale)}`] : []),
+    ].join(", ");
     events.push({
       step,
       kind: "clip",
       severity: "info",
-      message: `step ${step} clipped from norm ${fmt(gradNorm)} to ${fmt(clipTo)}: ${summary}`,
-      detail: { ...evidence, clipTo },
+      message: `step ${step} ${what}: ${summary}`,
+      detail: { ...evidence, ...(clipTo !== null ? { clipTo } : {}), ...(stepScale < 1 ? { stepScale } : {}) },
     });
   } else if (!rolledBack && !stopped) {
     for (const f of findings) {
@@ -290,16 +333,22 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   }
 
   const skipped = skip || rolledBack || stopped;
-  if (finite && det.updateSize.enabled && !skipped) {
-    // The typical step size learns the one actually applied: at the LR scale now in force.
-    next.updateSize = learnUpdateSize(det.updateSize, state.updateSize, stepSize(obs.updateRatio, gradNorm) * (outcome.ladder.lrScale / state.ladder.lrScale));
+  if (finite && det.spikeGate.enabled && !skipped) {
+    // The typical update learns the one actually applied (bounded, clipped, at the new LR scale).
+    const applied = obs.updateRatio * stepScale * (clipTo !== null && gradNorm > clipTo ? clipTo / gradNorm : 1) * (outcome.ladder.lrScale / state.ladder.lrScale);
+    next.spikeGate = learnSpikeGate(det.spikeGate, state.spikeGate ?? initialSpikeGate(), applied);
+  }
+  if (finite && det.updateSize.enabled && !skipped && !findings.some((f) => f.detector === "updateSize")) {
+    // The typical step size learns the step sizes the schedule asks for, at the LR scale now in
+    // force; an oversized one was taken at the typical size, and teaches nothing.
+    next.updateSize = learnUpdateSize(det.updateSize, state.updateSize, stepSize(obs.lr, outcome.ladder.lrScale, obs.weightNorm));
   }
 
   let action: Action = "none";
   const raise = (a: Action) => {
     if (ACTION_RANK[a] > ACTION_RANK[action]) action = a;
   };
-  if (clipTo !== null) raise("clip");
+  if (bounded) raise("clip");
   if (outcome.lowered) raise("lowerLr");
   if (skip) raise("skip");
   if (rolledBack) raise("rollback");
@@ -307,6 +356,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
 
   const decision: Decision = {
     clipTo: skipped ? null : clipTo,
+    stepScale: skipped ? 1 : stepScale,
     lrScale: outcome.ladder.lrScale,
     skip: skipped,
     rollbackBefore: outcome.rollbackBefore,
@@ -345,6 +395,7 @@ export function afterRollback(_config: WatchdogConfig, current: WatchdogState, r
       lastTroubleStep: null,
       cooldownUntil: null,
       restore: null,
+      ceiling: current.ladder.ceiling,
       rollbacksUsed: current.ladder.rollbacksUsed,
       skipBatches: current.ladder.skipBatches.map((r) => ({ ...r })),
       lastRollback: current.ladder.lastRollback && { ...current.ladder.lastRollback },

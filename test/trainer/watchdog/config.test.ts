@@ -25,7 +25,7 @@ describe("watchdog presets", () => {
     expect(resolveWatchdogConfig(undefined)).toEqual(presetConfig("gradguard"));
     expect(resolveWatchdogConfig({})).toEqual(presetConfig("gradguard"));
     expect(enabled(presetConfig("gradguard"))).toEqual({
-      detectors: ["nonFinite", "trustRegion", "zClip", "rollingOutlier", "lossBlowup", "updateSize", "layers", "vanishing"],
+      detectors: ["nonFinite", "trustRegion", "zClip", "rollingOutlier", "lossBlowup", "updateSize", "spikeGate", "layers", "vanishing"],
       ladder: ["clip", "lowerLr", "skip", "rollback", "stop"],
     });
   });

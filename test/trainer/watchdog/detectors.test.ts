@@ -40,14 +40,17 @@ describe("trust region", () => {
   /** A run whose gradient is 1e4 times too large from its very first step. */
   const exploding = () => calmSeries(300, { seed: 5, warmupSteps: 1 }).map((o) => scaleNorms(o, 1e4));
 
-  it("needs no history: the first step of an explosion is clipped so that the update is the ceiling (0.1 of ‖w‖)", () => {
+  it("needs no history: the first step of an explosion is scaled so that the update is the ceiling (0.1 of ‖w‖)", () => {
     const series = exploding();
     const { decisions } = run(config, series);
     expect(series[0]?.updateRatio).toBeGreaterThan(10);
     expect(interventions(decisions)).toEqual(series.map((_, i) => i));
     for (const [i, d] of decisions.entries()) {
       const obs = series[i] as StepObservation;
-      expect(((d.clipTo as number) / obs.gradNorm) * obs.updateRatio).toBeCloseTo(0.1, 12);
+      // The update itself is bounded (through this step's LR), not the gradient: clipping the
+      // gradient would not shrink an adaptive optimizer's step.
+      expect(d.clipTo).toBeNull();
+      expect(d.stepScale * obs.updateRatio).toBeCloseTo(0.1, 12);
     }
     expect(decisions[0]?.events[0]).toMatchObject({ kind: "clip", detail: { findings: [{ detector: "trustRegion", maxUpdateRatio: 0.1 }] } });
   });
@@ -58,7 +61,7 @@ describe("trust region", () => {
     const lowered = { ...state, ladder: { ...state.ladder, lrScale: 0.25 } };
     // the observed ratio is at the LR in force: a quarter of the scheduled one
     const { decision } = decide(config, lowered, { ...obs, updateRatio: obs.updateRatio * 0.25 });
-    expect(((decision.clipTo as number) / obs.gradNorm) * obs.updateRatio * 0.25).toBeCloseTo(0.1 * 0.25, 12);
+    expect(decision.stepScale * obs.updateRatio * 0.25).toBeCloseTo(0.1 * 0.25, 12);
   });
 
   it("stays silent on healthy runs, on an unknown ratio, and below its ceiling", () => {
@@ -284,16 +287,19 @@ describe("update size", () => {
   it("catches a 40× learning-rate spike at its own step while the gradient norm is normal (gradguard)", () => {
     const base = calmSeries(700, { seed: 16 });
     const { decisions } = run(presetConfig("gradguard"), withSpike(base, 500, lrSpike));
-    expect(decisions[500]).toMatchObject({ skip: true, action: "skip" });
-    // 40× the typical update is also past the trust region's absolute ceiling (0.32 of ‖w‖ > 0.1).
-    expect(detectorsOf(decisions[500] as never)).toEqual(["trustRegion", "updateSize"]);
+    // Taken at the typical step size: the batch is not lost.
+    expect(decisions[500]).toMatchObject({ skip: false, action: "clip" });
+    expect(decisions[500]?.stepScale).toBeCloseTo(1 / 40, 1);
+    // 40× the typical update would also be past the trust region's ceiling (0.32 of ‖w‖ > 0.1);
+    // taken at the typical step size it is not, so only the update size acts.
+    expect(detectorsOf(decisions[500] as never)).toEqual(["updateSize"]);
     const findings = (decisions[500]?.events[0]?.detail.findings ?? []) as { detector: string; jump?: number }[];
     expect(findings.find((f) => f.detector === "updateSize")?.jump).toBeCloseTo(40, 0);
     expect(decisions[499]?.action).toBe("none");
     expect(decisions[501]?.action).toBe("none");
   });
 
-  it("alone and without the skip rung, clips the gradient so that the update is back at the threshold", () => {
+  it("scales the update back to the typical step size", () => {
     const config = only({ detectors: { updateSize: { enabled: true } }, ladder: { clip: { enabled: true } } });
     const base = calmSeries(700, { seed: 17 });
     const spiked = withSpike(base, 500, lrSpike);
@@ -301,22 +307,25 @@ describe("update size", () => {
     expect(interventions(decisions)).toEqual([500]);
     const finding = firstFinding(decisions[500]);
     const obs = spiked[500] as StepObservation;
-    expect(((decisions[500]?.clipTo as number) / obs.gradNorm) * obs.updateRatio).toBeCloseTo(finding.threshold as number, 10);
-    expect(finding.threshold).toBeCloseTo(10 * (finding.typicalRatio as number), 10);
+    const typicalStepSize = finding.typicalStepSize as number;
+    expect(finding.threshold).toBeCloseTo(10 * typicalStepSize, 12);
+    // The step size actually applied is the typical one.
+    expect(((decisions[500]?.stepScale as number) * obs.lr) / (obs.weightNorm as number)).toBeCloseTo(typicalStepSize, 12);
+    expect(decisions[500]?.clipTo).toBeNull();
   });
 
-  it("waits for 10 known ratios and ignores an unknown (NaN) ratio", () => {
-    const config = only({ detectors: { updateSize: { enabled: true } }, ladder: { skip: { enabled: true } } });
+  it("waits for 10 known step sizes and ignores steps whose weight norm is unknown", () => {
+    const config = only({ detectors: { updateSize: { enabled: true } }, ladder: { clip: { enabled: true } } });
     const flatLr = calmSeries(100, { seed: 18, warmupSteps: 1 });
     expect(run(config, withSpike(flatLr, 5, lrSpike)).decisions[5]?.action).toBe("none");
-    expect(run(config, withSpike(flatLr, 50, lrSpike)).decisions[50]?.action).toBe("skip");
-    const unknown = flatLr.map((o) => ({ ...o, updateRatio: Number.NaN }));
+    expect(run(config, withSpike(flatLr, 50, lrSpike)).decisions[50]?.action).toBe("clip");
+    const unknown = flatLr.map((o) => ({ ...o, updateRatio: Number.NaN, weightNorm: Number.NaN }));
     expect(interventions(run(config, withSpike(unknown, 50, (o) => ({ ...o, lr: o.lr * 40 }))).decisions)).toEqual([]);
   });
 
-  it("keeps what it learned across steps whose ratio is unknown", () => {
-    const config = only({ detectors: { updateSize: { enabled: true } }, ladder: { skip: { enabled: true } } });
-    const gaps = calmSeries(200, { seed: 18, warmupSteps: 1 }).map((o, i) => (i >= 100 && i < 110 ? { ...o, updateRatio: Number.NaN } : o));
+  it("keeps what it learned across steps whose weight norm is unknown", () => {
+    const config = only({ detectors: { updateSize: { enabled: true } }, ladder: { clip: { enabled: true } } });
+    const gaps = calmSeries(200, { seed: 18, warmupSteps: 1 }).map((o, i) => (i >= 100 && i < 110 ? { ...o, updateRatio: Number.NaN, weightNorm: undefined } : o));
     const { decisions, state } = run(config, withSpike(gaps, 150, lrSpike));
     expect(interventions(decisions)).toEqual([150]);
     expect(state.updateSize.count).toBe(189);
@@ -399,4 +408,36 @@ it("runs a detector from a state made for its layers only", () => {
   const config = presetConfig("gradguard");
   const state = initialState(config, LAYERS);
   expect(() => decide(config, state, { step: 0, loss: 1, gradNorm: 1, layerNorms: [1], lr: 0.1, updateRatio: 0.01 })).toThrow(/1 layer norms for 3 layers/);
+});
+
+describe("spike gate", () => {
+  const config = only({ detectors: { zClip: { enabled: true, zThreshold: 4.5, skipUpdateOnSpike: true }, spikeGate: { enabled: true } }, ladder: { clip: { enabled: true } } });
+  /** A norm spike that an adaptive optimizer absorbs: the gradient ×`factor`, its update only ×1.5. */
+  const absorbed = (factor: number) => (o: StepObservation): StepObservation => ({ ...scaleNorms(o, factor), updateRatio: o.updateRatio * 1.5 });
+
+  it("lets a norm spike that does not reach the update pass, with a warning that says so", () => {
+    const { decisions } = run(config, withSpike(calmSeries(400, { seed: 40 }), 300, absorbed(10)));
+    expect(interventions(decisions)).toEqual([]);
+    expect(decisions[300]?.events).toEqual([
+      expect.objectContaining({ kind: "normSpike", severity: "warning", detail: expect.objectContaining({ detector: "zClip", minUpdateJump: 4 }) }),
+    ]);
+    expect(decisions[300]?.events[0]?.message).toMatch(/absorbed: the update would be 1\.[5-9]\d*× its typical size/);
+  });
+
+  it("acts on a spike whose update moves with it (SGD), from 4× its typical size", () => {
+    const { decisions } = run(config, withSpike(calmSeries(400, { seed: 40 }), 300, (o) => scaleNorms(o, 10)));
+    expect(interventions(decisions)).toEqual([300]);
+    expect(decisions[300]?.clipTo).not.toBeNull();
+  });
+
+  it("is open during its warm-up, and absorbed spikes still count toward lowering the LR", () => {
+    const early = run(config, withSpike(calmSeries(60, { seed: 41 }), 27, absorbed(30)));
+    expect(early.decisions[27]?.action).toBe("clip");
+    const withLadder = only({ detectors: { zClip: { enabled: true, zThreshold: 4.5, skipUpdateOnSpike: true }, spikeGate: { enabled: true } }, ladder: { clip: { enabled: true }, lowerLr: { enabled: true } } });
+    const base = calmSeries(400, { seed: 42 });
+    const spiky = base.map((o, i) => (i === 300 || i === 310 || i === 320 ? absorbed(10)(o) : o));
+    const { decisions } = run(withLadder, spiky);
+    expect(interventions(decisions)).toEqual([320]);
+    expect(decisions[320]).toMatchObject({ action: "lowerLr", clipTo: null, lrScale: 0.5 });
+  });
 });

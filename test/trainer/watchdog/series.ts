@@ -51,7 +51,7 @@ export function calmSeries(steps: number, options: CalmOptions = {}): StepObserv
     const loss = (0.3 + 2 * Math.exp(-step / 400)) * (1 + 0.05 * normal());
     const stepLr = lr * Math.min(1, (step + 1) / warmupSteps);
     const weightNorm = 10 + 0.002 * step;
-    out.push({ step, loss, gradNorm, layerNorms, lr: stepLr, updateRatio: (stepLr * gradNorm) / weightNorm });
+    out.push({ step, loss, gradNorm, layerNorms, lr: stepLr, updateRatio: (stepLr * gradNorm) / weightNorm, weightNorm });
   }
   return out;
 }
@@ -68,19 +68,22 @@ export function scaleLayer(obs: StepObservation, layer: number, factor: number):
   return { ...obs, layerNorms, gradNorm, updateRatio: (obs.updateRatio * gradNorm) / obs.gradNorm };
 }
 
-/** Every decision must be usable as is: never a NaN clip, an LR scale in (0, 1], JSON-safe events. */
+/** Every decision must be usable as is: never a NaN clip, LR and step scales in (0, 1], JSON-safe events. */
 export function expectSane(decision: Decision): void {
   if (decision.clipTo !== null) {
     expect(Number.isFinite(decision.clipTo)).toBe(true);
     expect(decision.clipTo).toBeGreaterThan(0);
   }
+  expect(decision.stepScale).toBeGreaterThan(0);
+  expect(decision.stepScale).toBeLessThanOrEqual(1);
+  const bounded = decision.clipTo !== null || decision.stepScale < 1;
   expect(Number.isFinite(decision.lrScale)).toBe(true);
   expect(decision.lrScale).toBeGreaterThan(0);
   expect(decision.lrScale).toBeLessThanOrEqual(1);
   expect(JSON.parse(JSON.stringify(decision.events))).toEqual(decision.events);
-  expect(decision.events.some((e) => e.kind === "clip")).toBe(decision.clipTo !== null);
+  expect(decision.events.some((e) => e.kind === "clip")).toBe(bounded);
   expect(decision.skip).toBe(decision.action === "skip" || decision.action === "rollback" || decision.action === "stop");
-  expect(decision.action === "none").toBe(decision.clipTo === null && !decision.skip && decision.rollbackBefore === null && decision.stop === null && !decision.events.some((e) => e.kind === "lrLowered"));
+  expect(decision.action === "none").toBe(!bounded && !decision.skip && decision.rollbackBefore === null && decision.stop === null && !decision.events.some((e) => e.kind === "lrLowered"));
 }
 
 export interface Run {
