@@ -2,6 +2,7 @@
 // Running each job in its own process means a crash or out-of-memory in tfjs takes down this
 // process only; the worker notices and records it. Every write to the Job row is fenced by the
 // attempt number, so a process that lost its job can no longer change it.
+import pg from "pg";
 import { ConfigError, loadConfig } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { createPrismaClient, type PrismaClient } from "../prisma/client.ts";
@@ -13,7 +14,7 @@ import { deleteCheckpointsAfter, loadCheckpoints, saveCheckpoint } from "./check
 import { parseJobSpec } from "./spec.ts";
 import { StepWriter } from "./step-writer.ts";
 import { prepareTraining } from "./train-loop.ts";
-import { EXIT_INTERRUPTED } from "./worker.ts";
+import { EXIT_INTERRUPTED, TRAINER_LOCK_CLASS } from "./worker.ts";
 
 async function main(): Promise<number> {
   const [jobId, attemptArg] = process.argv.slice(2);
@@ -35,11 +36,27 @@ async function main(): Promise<number> {
   }
   const log = createLogger(config, "trainer").child({ jobId, attempt });
   const prisma = createPrismaClient(config.databaseUrl, { maxConnections: 2 });
+  const lock = await holdTrainerLock(config.databaseUrl, jobId, log);
   try {
     return await runJob(prisma, config.databaseUrl, jobId, attempt, config, log);
   } finally {
     await prisma.$disconnect();
+    await lock.end().catch(() => {});
   }
+}
+
+/**
+ * Says "a trainer of this job is alive" to the API (see TRAINER_LOCK_CLASS) until this process
+ * ends: the lock goes with its connection, so a crash releases it too. Not waited for: a
+ * previous trainer of the job that is still stopping is fenced by the attempt number anyway.
+ */
+async function holdTrainerLock(databaseUrl: string, jobId: string, log: Logger): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  client.on("error", (error) => log.warn({ err: error }, "trainer lock connection lost"));
+  await client.connect();
+  const { rows } = await client.query<{ held: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS held", [TRAINER_LOCK_CLASS, jobId]);
+  if (!rows[0]?.held) log.warn("another trainer of this job is still stopping");
+  return client;
 }
 
 async function runJob(
@@ -104,7 +121,7 @@ async function runJob(
             .then(() => saveCheckpoint(prisma, jobId, taken, spec.checkpoint.keep))
             .catch((error: unknown) => {
             log.error({ err: error, step: taken.step }, "saving a checkpoint failed; training goes on");
-            writer.pushEvent({ step: taken.step - 1, kind: "checkpointFailed", severity: "warning", message: `checkpoint of step ${taken.step} could not be saved: ${String(error)}`, detail: {} });
+            writer.pushEvent({ step: taken.step - 1, kind: "checkpointFailed", severity: "warning", message: `checkpoint of step ${taken.step} could not be saved: ${reasonOf(error)}`, detail: {} });
           }),
         );
       },
@@ -162,3 +179,13 @@ async function runJob(
 }
 
 process.exit(await main());
+
+/**
+ * The database's reason for a failed write, in one line. Prisma's messages add the call site
+ * (a path and line of this code) and a dump of the query around the reason, none of which an
+ * event shown to users should carry; the reason is their last line.
+ */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n").map((line) => line.trim()).filter(Boolean).at(-1) ?? message;
+}

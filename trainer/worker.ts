@@ -16,6 +16,39 @@ const STDERR_TAIL_CHARS = 2_000;
 /** Exit code of a job process that stopped on request and handed its job back to the queue. */
 export const EXIT_INTERRUPTED = 3;
 
+/**
+ * Advisory-lock class (the first key of pg_advisory_lock(int, int); the second is
+ * hashtext(jobId)) a job process holds for as long as it lives. The API takes the same lock
+ * before it retries or deletes a job, so it never pulls data from under a trainer that is
+ * still stopping (a cancelled job's trainer flushes its last steps and checkpoint first).
+ */
+export const TRAINER_LOCK_CLASS = 7_274_658;
+
+export interface ClaimedJob {
+  id: string;
+  /** The attempt number now running (it fences every write of the job process). */
+  attempts: number;
+  attemptsBeforeRetry: number;
+}
+
+/**
+ * Takes the queued job that comes first — highest priority, then oldest — and marks it running
+ * for this worker. The row is the queue entry: SKIP LOCKED lets concurrent workers pass over a
+ * row another is claiming, and the index on (status, priority DESC, createdAt, id) serves it.
+ */
+export async function claimNextJob(prisma: PrismaClient, workerId: string): Promise<ClaimedJob | undefined> {
+  const rows = await prisma.$queryRaw<ClaimedJob[]>`
+    UPDATE "Job"
+    SET "status" = 'running', "attempts" = "attempts" + 1, "workerId" = ${workerId},
+        "startedAt" = now(), "heartbeatAt" = now(), "finishedAt" = NULL, "error" = NULL
+    WHERE "id" = (
+      SELECT "id" FROM "Job" WHERE "status" = 'queued'
+      ORDER BY "priority" DESC, "createdAt", "id" LIMIT 1 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING "id", "attempts", "attemptsBeforeRetry"`;
+  return rows[0];
+}
+
 export interface WorkerOptions {
   prisma: PrismaClient;
   /** Configuration handed to each job process; databaseUrl must be the resolved URL. */
@@ -78,10 +111,10 @@ export class Worker {
     try {
       await this.requeueExpired();
       while (!this.stopping && this.running.size < config.workerConcurrency) {
-        const job = await this.claim();
+        const job = await claimNextJob(this.options.prisma, this.id);
         if (!job) break;
         claimed = true;
-        this.launch(job.id, job.attempts);
+        this.launch(job);
       }
     } catch (error) {
       log.error({ err: error }, "could not claim a job; retrying");
@@ -97,9 +130,9 @@ export class Worker {
     const { config, log, prisma } = this.options;
     const expired = await prisma.$queryRaw<{ id: string; status: string }[]>`
       UPDATE "Job"
-      SET "status" = CASE WHEN "attempts" >= ${config.maxAttempts}::int THEN 'failed'::"JobStatus" ELSE 'queued'::"JobStatus" END,
+      SET "status" = CASE WHEN "attempts" - "attemptsBeforeRetry" >= ${config.maxAttempts}::int THEN 'failed'::"JobStatus" ELSE 'queued'::"JobStatus" END,
           "error" = 'its worker ' || COALESCE("workerId", '?') || ' stopped sending heartbeats',
-          "finishedAt" = CASE WHEN "attempts" >= ${config.maxAttempts}::int THEN now() ELSE NULL END,
+          "finishedAt" = CASE WHEN "attempts" - "attemptsBeforeRetry" >= ${config.maxAttempts}::int THEN now() ELSE NULL END,
           "workerId" = NULL
       WHERE "status" = 'running' AND "heartbeatAt" < now() - make_interval(secs => ${config.leaseMs / 1000}::float8)
       RETURNING "id", "status"::text AS status`;
@@ -109,20 +142,7 @@ export class Worker {
     }
   }
 
-  private async claim(): Promise<{ id: string; attempts: number } | undefined> {
-    const rows = await this.options.prisma.$queryRaw<{ id: string; attempts: number }[]>`
-      UPDATE "Job"
-      SET "status" = 'running', "attempts" = "attempts" + 1, "workerId" = ${this.id},
-          "startedAt" = now(), "heartbeatAt" = now(), "finishedAt" = NULL, "error" = NULL
-      WHERE "id" = (
-        SELECT "id" FROM "Job" WHERE "status" = 'queued'
-        ORDER BY "createdAt", "id" LIMIT 1 FOR UPDATE SKIP LOCKED
-      )
-      RETURNING "id", "attempts"`;
-    return rows[0];
-  }
-
-  private launch(jobId: string, attempt: number): void {
+  private launch({ id: jobId, attempts: attempt, attemptsBeforeRetry }: ClaimedJob): void {
     const { config, log } = this.options;
     const jobLog = log.child({ jobId, attempt });
     // The child parses its configuration like any process; it gets ours (with the resolved
@@ -146,7 +166,7 @@ export class Worker {
         this.running.delete(jobId);
         jobLog.info({ code, signal }, "job process exited");
         const clean = code === 0 || code === EXIT_INTERRUPTED;
-        const done = clean ? Promise.resolve() : this.recordCrash(jobId, attempt, code, signal, stderrTail);
+        const done = clean ? Promise.resolve() : this.recordCrash(jobId, attempt, attempt - attemptsBeforeRetry, code, signal, stderrTail);
         void done.finally(() => {
           resolve();
           this.schedulePollSoon();
@@ -167,12 +187,19 @@ export class Worker {
    * The child died without recording an outcome (crash, OOM, kill -9): queue the job again, to
    * resume from its last checkpoint, or fail it once its attempts are used up.
    */
-  private async recordCrash(jobId: string, attempt: number, code: number | null, signal: string | null, stderrTail: string): Promise<void> {
+  private async recordCrash(
+    jobId: string,
+    attempt: number,
+    attemptSinceRetry: number,
+    code: number | null,
+    signal: string | null,
+    stderrTail: string,
+  ): Promise<void> {
     const { config, log, prisma } = this.options;
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const detail = stderrTail.trim().split("\n").slice(-5).join("\n");
-    const retry = attempt < config.maxAttempts;
-    const error = `the trainer process ${how}${detail ? `: ${detail}` : ""}${retry ? ` (attempt ${attempt} of ${config.maxAttempts}; retrying from the last checkpoint)` : ""}`;
+    const retry = attemptSinceRetry < config.maxAttempts;
+    const error = `the trainer process ${how}${detail ? `: ${detail}` : ""}${retry ? ` (attempt ${attemptSinceRetry} of ${config.maxAttempts}; retrying from the last checkpoint)` : ""}`;
     try {
       const { count } = await prisma.job.updateMany({
         where: { id: jobId, status: "running", attempts: attempt },

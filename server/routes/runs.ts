@@ -4,8 +4,8 @@
 // stored like a job's, so the API and the dashboard show them the same way.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import Type, { type Static } from "typebox";
-import type { Prisma } from "../../prisma/client.ts";
-import { writeSteps } from "../../trainer/step-writer.ts";
+import { Prisma, type PrismaClient } from "../../prisma/client.ts";
+import { insertEventsSql, insertStepsSql } from "../../trainer/step-writer.ts";
 import type { StepRecord, TrainingEvent } from "../../trainer/train-loop.ts";
 import {
   type Decision,
@@ -116,7 +116,7 @@ const runRoutes: FastifyPluginAsyncTypebox = async (app) => {
           throw new InvalidRequestProblem(`step ${s.step} appears twice in this batch`, [{ in: "body", field: "/steps", message: `step ${s.step} appears twice` }]);
         }
       });
-      const decisions = await app.prisma.$transaction((tx) => decideSteps(tx, id, steps));
+      const decisions = await decideSteps(app.prisma, id, steps);
       return { decisions: request.body.steps.map((s) => decisions.get(s.step) as DecisionResponse) };
     },
   );
@@ -124,17 +124,58 @@ const runRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
 type RunStep = Static<typeof RunStepSchema>;
 
+/** Rounds of read → decide → store a request may lose to concurrent requests on the same run. */
+const MAX_ATTEMPTS = 10;
+
 /**
- * Decides each new step in order under a row lock on the run (so concurrent requests queue),
- * answers steps at or before the last decided one from their stored decisions, and stores the
- * new steps, events and decisions in the same transaction.
+ * Decides each new step in order from the run's stored watchdog state, answers steps at or
+ * before the last decided one from their stored decisions, and stores the new steps, events,
+ * decisions and state in ONE statement (two round trips a batch: the profile showed the server
+ * waiting on PostgreSQL through seven). The statement stores only if the run is still running
+ * and still at the lastStep its state was read at; a concurrent request that got there first
+ * makes this one read and decide again.
  */
-async function decideSteps(tx: Prisma.TransactionClient, jobId: string, steps: RunStep[]): Promise<Map<number, DecisionResponse>> {
-  const [run] = await tx.$queryRaw<{ config: WatchdogConfig; state: WatchdogState; lastStep: number; status: string }[]>`
-    SELECT r.config, r.state, r."lastStep", j.status::text AS status
-    FROM "ExternalRun" r JOIN "Job" j ON j.id = r."jobId" WHERE r."jobId" = ${jobId}::uuid FOR UPDATE OF r`;
-  if (!run) throw new NotFoundProblem(`run ${jobId}`);
-  if (run.status !== "running") throw new ConflictProblem(`run ${jobId} is ${run.status}; it takes no more steps`);
+async function decideSteps(prisma: PrismaClient, jobId: string, steps: RunStep[]): Promise<Map<number, DecisionResponse>> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const [run] = await prisma.$queryRaw<{ config: WatchdogConfig; state: WatchdogState; lastStep: number; status: string }[]>`
+      SELECT r.config, r.state, r."lastStep", j.status::text AS status
+      FROM "ExternalRun" r JOIN "Job" j ON j.id = r."jobId" WHERE r."jobId" = ${jobId}::uuid`;
+    if (!run) throw new NotFoundProblem(`run ${jobId}`);
+    if (run.status !== "running") throw new ConflictProblem(`run ${jobId} is ${run.status}; it takes no more steps`);
+    const answers = await storedAnswers(prisma, jobId, run, steps);
+    const { state, records, events, fresh } = decideFresh(run, steps.filter((s) => s.step > run.lastStep), answers);
+    if (fresh.length === 0) return answers;
+    const lastStep = fresh.at(-1)?.step as number;
+    const stop = fresh.find((f) => f.decision.stop !== null)?.decision.stop ?? null;
+    const stored = Prisma.sql`EXISTS (SELECT 1 FROM run)`;
+    const [result] = await prisma.$queryRaw<{ stored: boolean }[]>`
+      WITH run AS (
+        UPDATE "ExternalRun" SET "state" = ${JSON.stringify(state)}::jsonb, "lastStep" = ${lastStep}::int
+        WHERE "jobId" = ${jobId}::uuid AND "lastStep" = ${run.lastStep}::int
+          AND EXISTS (SELECT 1 FROM "Job" WHERE id = ${jobId}::uuid AND status = 'running')
+        RETURNING "jobId"),
+      steps AS (${insertStepsSql(jobId, records, stored)}),
+      events AS (${insertEventsSql(jobId, events, stored)}),
+      decisions AS (
+        INSERT INTO "RunDecision" ("jobId", "step", "decision")
+        SELECT ${jobId}::uuid, d.step, d.decision::jsonb
+        FROM unnest(${fresh.map((f) => f.step)}::int[], ${fresh.map((f) => JSON.stringify(f.decision))}::text[]) AS d(step, decision)
+        WHERE ${stored}
+        ON CONFLICT DO NOTHING),
+      job AS (
+        UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int),
+          "status" = CASE WHEN ${stop}::text IS NULL THEN "status" ELSE 'diverged' END,
+          "error" = COALESCE(${stop}::text, "error"),
+          "finishedAt" = CASE WHEN ${stop}::text IS NULL THEN "finishedAt" ELSE now() END
+        WHERE id = ${jobId}::uuid AND ${stored})
+      SELECT ${stored} AS stored`;
+    if (result?.stored) return answers;
+  }
+  throw new ConflictProblem(`run ${jobId} is being written by other requests; send its steps from one client, in order`);
+}
+
+/** Decisions already given for the steps at or before the run's last one; a step older than that and never sent is a conflict. */
+async function storedAnswers(prisma: PrismaClient, jobId: string, run: { lastStep: number; state: WatchdogState }, steps: RunStep[]): Promise<Map<number, DecisionResponse>> {
   const layerCount = run.state.layerNames.length;
   for (const s of steps) {
     if ((s.layerNorms?.length ?? 0) !== layerCount && s.step > run.lastStep) {
@@ -143,33 +184,35 @@ async function decideSteps(tx: Prisma.TransactionClient, jobId: string, steps: R
       ]);
     }
   }
-
   const answers = new Map<number, DecisionResponse>();
   const old = steps.filter((s) => s.step <= run.lastStep).map((s) => s.step);
-  if (old.length > 0) {
-    const stored = await tx.runDecision.findMany({ where: { jobId, step: { in: old } } });
-    for (const row of stored) answers.set(row.step, row.decision as DecisionResponse);
-    for (const step of old) {
-      if (!answers.has(step)) {
-        throw new ConflictProblem(`step ${step} is older than the last decided step (${run.lastStep}) and was never sent; send steps in order`);
-      }
+  if (old.length === 0) return answers;
+  const stored = await prisma.runDecision.findMany({ where: { jobId, step: { in: old } } });
+  for (const row of stored) answers.set(row.step, row.decision as DecisionResponse);
+  for (const step of old) {
+    if (!answers.has(step)) {
+      throw new ConflictProblem(`step ${step} is older than the last decided step (${run.lastStep}) and was never sent; send steps in order`);
     }
   }
+  return answers;
+}
 
+/** The watchdog's decision on each new step, in order (pure: nothing is stored here); adds them to `answers`. */
+function decideFresh(run: { config: WatchdogConfig; state: WatchdogState }, newSteps: RunStep[], answers: Map<number, DecisionResponse>) {
   let state = run.state;
   const records: StepRecord[] = [];
   const events: TrainingEvent[] = [];
   const fresh: { step: number; decision: DecisionResponse }[] = [];
-  for (const s of steps.filter((x) => x.step > run.lastStep)) {
+  for (const s of newSteps) {
     const number = (value: number | null | undefined) => (value === null || value === undefined ? Number.NaN : value);
     const gradNorm = number(s.gradNorm);
     const lr = number(s.lr);
     const weightNorm = number(s.weightNorm);
     const layerNorms = (s.layerNorms ?? []).map(number);
     const updateRatio = weightNorm > 0 ? (lr * state.ladder.lrScale * gradNorm) / weightNorm : Number.NaN;
-    const result = decide(run.config, state, { step: s.step, loss: number(s.loss), gradNorm, layerNorms, lr, updateRatio });
+    const result = decide(run.config, state, { step: s.step, loss: number(s.loss), gradNorm, layerNorms, lr, updateRatio, weightNorm });
     state = result.state;
-    const decision = toResponse(s.step, result.decision);
+    const decision = toResponse(s.step, gradNorm, result.decision);
     fresh.push({ step: s.step, decision });
     answers.set(s.step, decision);
     events.push(...result.decision.events);
@@ -191,23 +234,19 @@ async function decideSteps(tx: Prisma.TransactionClient, jobId: string, steps: R
       valLoss: null,
     });
   }
-  if (fresh.length > 0) {
-    await writeSteps(tx, jobId, records, events);
-    await tx.runDecision.createMany({ data: fresh.map((f) => ({ jobId, step: f.step, decision: f.decision })), skipDuplicates: true });
-    const lastStep = fresh.at(-1)?.step as number;
-    await tx.externalRun.update({ where: { jobId }, data: { state: json(state), lastStep } });
-    const stop = fresh.find((f) => f.decision.stop !== null);
-    if (stop) {
-      await tx.job.update({ where: { id: jobId }, data: { status: "diverged", error: stop.decision.stop, finishedAt: new Date() } });
-    }
-  }
-  return answers;
+  return { state, records, events, fresh };
 }
 
-function toResponse(step: number, decision: Decision): DecisionResponse {
+/**
+ * An external run reports no optimizer state, so its update ratio is SGD's, lr·‖g‖/‖w‖, and a
+ * bound on the update (stepScale) is the same as clipping the gradient by that factor: it is
+ * sent as a clipTo, the one mitigation every training loop already applies.
+ */
+function toResponse(step: number, gradNorm: number, decision: Decision): DecisionResponse {
+  const boundTo = decision.stepScale < 1 ? gradNorm * decision.stepScale : null;
   return {
     step,
-    clipTo: decision.clipTo,
+    clipTo: boundTo !== null && (decision.clipTo === null || boundTo < decision.clipTo) ? boundTo : decision.clipTo,
     lrScale: decision.lrScale,
     skip: decision.skip,
     rollback: decision.rollbackBefore !== null,

@@ -1,6 +1,7 @@
 // The jobs resource at the API boundary: request and response schemas (validation, types and
 // OpenAPI from one place). The job spec itself is the trainer's contract (trainer/spec.ts).
 import Type, { type Static } from "typebox";
+import { JobSpecSchema } from "../../trainer/spec.ts";
 
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "diverged"] as const;
 
@@ -9,6 +10,7 @@ export const JobSchema = Type.Object({
   name: Type.String(),
   status: Type.Enum(JOB_STATUSES),
   attempts: Type.Integer({ description: "How many times a trainer has started this job" }),
+  priority: Type.Integer({ description: "Queue order: higher first, then oldest first" }),
   error: Type.Union([Type.String(), Type.Null()]),
   backend: Type.Union([Type.String(), Type.Null()], { description: "tfjs backend of the last attempt" }),
   layerNames: Type.Array(Type.String()),
@@ -25,10 +27,42 @@ export type JobResponse = Static<typeof JobSchema>;
 
 export const JobParamsSchema = Type.Object({ id: Type.String({ format: "uuid" }) }, { additionalProperties: false });
 
+export const PRIORITY_RANGE = { minimum: -100, maximum: 100 } as const;
+
+/** POST /jobs: a job spec, plus where the job goes in the queue (kept out of the stored spec). */
+export const CreateJobSchema = Type.Object(
+  {
+    ...JobSpecSchema.properties,
+    priority: Type.Optional(
+      Type.Integer({ ...PRIORITY_RANGE, description: "Queue order: a higher priority is trained first; equal priorities in submission order. Default 0" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ListJobsQuerySchema = Type.Object(
   {
     status: Type.Optional(Type.Enum(JOB_STATUSES)),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: "Only jobs whose name contains this, ignoring case (`%` and `_` are plain characters)" }),
+    ),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "`nextCursor` of the previous page" })),
     limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  },
+  { additionalProperties: false },
+);
+
+export const JobListSchema = Type.Object({
+  items: Type.Array(JobSchema, { description: "Newest first" }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: "Pass as `cursor` for the next page; null on the last page" }),
+});
+
+export const RetryJobSchema = Type.Object(
+  {
+    from: Type.Enum(["checkpoint", "scratch"], {
+      description:
+        "checkpoint: keep the steps and events before the job's last checkpoint and train on from it; scratch: delete its steps, events and checkpoints and train from step 0",
+    }),
   },
   { additionalProperties: false },
 );
@@ -115,7 +149,7 @@ export const StepsSchema = Type.Object(
     layerNorms: Type.Optional(
       Type.Array(NullableNumbers, {
         description:
-          "Per layer, in the order of layerNames. Downsampled: per layer, the bucket's largest finite norm (null when it has none); " +
+          "Per step, like every column: entry i is an array with each layer's norm, in the order of layerNames. Downsampled: per bucket, each layer's largest finite norm (null when it has none); " +
           "neither a last value nor a min is sent, to keep the answer small, and a layer's spike is what this column is for",
       }),
     ),
@@ -170,12 +204,28 @@ export const EventSchema = Type.Object({
   createdAt: Type.String({ format: "date-time" }),
 });
 
-export const EventsQuerySchema = Type.Object(
-  {
-    kind: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    severity: Type.Optional(Type.Enum(["info", "warning", "critical"])),
-    after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$", description: "Only events with a larger id" })),
-    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 200 }),
-  },
+const eventFilters = {
+  kind: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  severity: Type.Optional(Type.Enum(["info", "warning", "critical"])),
+  since: Type.Optional(Type.String({ format: "date-time", description: "Only events recorded at or after this time" })),
+  until: Type.Optional(Type.String({ format: "date-time", description: "Only events recorded before this time" })),
+  after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$", description: "Only events with a larger id: the previous page's `nextAfter`" })),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 200 }),
+};
+
+/** GET /jobs/:id/events. */
+export const EventsQuerySchema = Type.Object(eventFilters, { additionalProperties: false });
+
+/** GET /events: the same filters, across jobs. */
+export const AllEventsQuerySchema = Type.Object(
+  { ...eventFilters, jobId: Type.Optional(Type.String({ format: "uuid", description: "Only this job's events" })) },
   { additionalProperties: false },
 );
+export type EventsQuery = Static<typeof AllEventsQuerySchema>;
+
+export const EventListSchema = Type.Object({
+  items: Type.Array(EventSchema, { description: "Oldest first (by id)" }),
+  nextAfter: Type.Union([Type.String(), Type.Null()], {
+    description: "Pass as `after` for the next page; null when this page was not full (to follow new events, pass the last id you have)",
+  }),
+});

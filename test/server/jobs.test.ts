@@ -38,6 +38,7 @@ describe("POST /api/v1/jobs", () => {
     ["steps beyond the cap", { steps: 1_000_000_000 }, "/steps"],
     ["an unknown field", { callback: "process.exit()" }, "/callback"],
     ["a missing field", { loss: undefined }, "/loss"],
+    ["a NUL character (Postgres cannot store it)", { name: "a\u0000b" }, "/name"],
     ["mismatched output units", { model: { layers: [{ type: "dense", units: 5, inputShape: [2] }] } }, "/model/layers/0/units"],
   ])("rejects %s with 400 problem+json naming the field", async (_what, patch, field) => {
     const payload = { ...demoSpec(), ...patch };
