@@ -4,6 +4,7 @@
 import pg from "pg";
 import type { Logger } from "../common/logger.ts";
 import { JOB_CONTROL_CHANNEL } from "../prisma/channels.ts";
+import { PgListener } from "../prisma/listener.ts";
 import type { PendingCommand } from "./commands.ts";
 
 export interface JobControlHandlers {
@@ -19,15 +20,16 @@ export async function watchJob(
   log: Logger,
   handlers: JobControlHandlers,
 ): Promise<{ close(): Promise<void> }> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  let closed = false;
+  // The reads go through a pool, which opens a fresh connection after a database restart.
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, application_name: "gradguard-job-control-reads" });
+  pool.on("error", (error) => log.warn({ err: error }, "job control connection lost"));
   let lastCommandId = "0";
   let checking = Promise.resolve();
   const check = async () => {
-    const { rows } = await client.query<{ status: string; attempts: number }>(`SELECT status, attempts FROM "Job" WHERE id = $1`, [fence.jobId]);
+    const { rows } = await pool.query<{ status: string; attempts: number }>(`SELECT status, attempts FROM "Job" WHERE id = $1`, [fence.jobId]);
     const row = rows[0];
     if (row?.status !== "running" || row.attempts !== fence.attempt) handlers.onCancelled(row?.status ?? "deleted");
-    const commands = await client.query<{ id: string; command: Omit<PendingCommand, "id"> }>(
+    const commands = await pool.query<{ id: string; command: Omit<PendingCommand, "id"> }>(
       `SELECT id::text AS id, command FROM "Command" WHERE "jobId" = $1 AND status = 'pending' AND id > $2::bigint ORDER BY id`,
       [fence.jobId, lastCommandId],
     );
@@ -42,21 +44,25 @@ export async function watchJob(
     checking = checking.then(check).catch((error: unknown) => log.warn({ err: error }, "could not read the job's row or commands"));
     return checking;
   };
-  client.on("notification", (message) => {
-    if (message.payload === fence.jobId) void queueCheck();
+  // Losing the connection must not crash training; once it is back, what was sent meanwhile
+  // is read again (a cancel or a command whose NOTIFY was lost).
+  const listener = new PgListener({
+    name: "job-control",
+    databaseUrl,
+    channels: [JOB_CONTROL_CHANNEL],
+    log,
+    onNotification: (_channel, payload) => {
+      if (payload === fence.jobId) void queueCheck();
+    },
+    onConnected: () => void queueCheck(),
   });
-  // Losing this connection must not crash training: the job then just cannot be controlled.
-  client.on("error", (error) => {
-    if (!closed) log.warn({ err: error }, "job control connection lost; cancel and commands will not be noticed");
-  });
-  await client.connect();
-  await client.query(`LISTEN ${JOB_CONTROL_CHANNEL}`);
+  await listener.start();
   await queueCheck();
   return {
     close: async () => {
-      closed = true;
+      await listener.close();
       await checking;
-      await client.end().catch(() => {});
+      await pool.end().catch(() => {});
     },
   };
 }

@@ -72,6 +72,20 @@ describe("commands to a running job", () => {
     expect((await send(job.id, { type: "pause" })).status).toBe(409);
   });
 
+  it("still hears commands after its control connection is cut (a database restart, a network blip)", async () => {
+    const { body: job } = await api<{ id: string }>(server.url, "/jobs", { method: "POST", body: JSON.stringify({ ...demoSpec(), steps: 200_000, watchdog: { policy: "off" } }) });
+    await waitFor("the job to run", async () => ((await db.prisma.step.count({ where: { jobId: job.id } })) > 20 ? true : undefined));
+    const cut = await db.query<{ cut: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'gradguard-job-control'`,
+    );
+    expect(cut).toEqual([{ cut: true }]);
+    // Sent while the listener is down or reconnecting: read again once it is back.
+    const stop = await send(job.id, { type: "stop" });
+    expect((await applied(job.id, stop.body.id)).status).toBe("applied");
+    await waitFor("the job to end", async () => ((await db.prisma.job.findUniqueOrThrow({ where: { id: job.id } })).status === "cancelled" ? true : undefined));
+    expect(server.lines.some((l) => l.msg === "job-control LISTEN connection lost; reconnecting" && l.jobId === job.id)).toBe(true);
+  });
+
   it("refuses malformed commands and unknown jobs", async () => {
     const { body: job } = await api<{ id: string }>(server.url, "/jobs", { method: "POST", body: JSON.stringify({ ...demoSpec(), steps: 50 }) });
     const bad = await api<{ errors: { field: string }[] }>(server.url, `/jobs/${job.id}/commands`, { method: "POST", body: JSON.stringify({ type: "setLearningRate", value: -1 }) });
