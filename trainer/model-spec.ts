@@ -389,9 +389,18 @@ export function checkModelSpec(
     }
   } catch (error) {
     if (!(error instanceof ModelBuildError)) throw error;
-    problems.push({ field: error.field, message: error.message });
+    problems.push(buildProblem(error, maxParameters));
   }
   return problems;
+}
+
+/**
+ * A build error as a spec problem. model.ts words the parameter cap with the number it was
+ * given; the user also needs the variable that sets it.
+ */
+function buildProblem(error: ModelBuildError, maxParameters: number): SpecProblem {
+  const capped = error.message.endsWith(`more than the ${maxParameters} allowed`);
+  return { field: error.field, message: capped ? `${error.message} (the cap set by GRADGUARD_MAX_PARAMETERS)` : error.message };
 }
 
 /** Layer types whose `activation` is the output's nonlinearity (in RNNs it is internal). */
@@ -447,7 +456,7 @@ function checkNames(layers: LayerSpec[]): SpecProblem[] {
 function checkTopology(model: ModelSpec, data: DatasetShape & { kind: string }, lossExpectsLogits: boolean, maxParameters: number): SpecProblem[] {
   const problems: SpecProblem[] = [];
   try {
-    const inspected = inspectModel(model, { maxParameters });
+    const inspected = inspectModel({ topology: withExplicitInitializers(model.topology as TopologySpec) }, { maxParameters });
     if (inspected.inputShape.join(",") !== data.featureShape.join(",")) {
       problems.push({ field: "/model/topology", message: `takes inputs of shape [${inspected.inputShape}], but the ${data.kind} data has [${data.featureShape}]` });
     }
@@ -460,7 +469,40 @@ function checkTopology(model: ModelSpec, data: DatasetShape & { kind: string }, 
     }
   } catch (error) {
     if (!(error instanceof ModelBuildError)) throw error;
-    problems.push({ field: error.field, message: error.message });
+    problems.push(buildProblem(error, maxParameters));
   }
   return problems;
+}
+
+/** Every initializer a tfjs layer reads from its config, in the Keras spelling of topologies. */
+const INITIALIZER_KEYS = [
+  "kernel_initializer",
+  "bias_initializer",
+  "recurrent_initializer",
+  "embeddings_initializer",
+  "depthwise_initializer",
+  "gamma_initializer",
+  "beta_initializer",
+  "moving_mean_initializer",
+  "moving_variance_initializer",
+  "alpha_initializer",
+] as const;
+
+/**
+ * The topology with every initializer it leaves to tfjs's default named explicitly. A check
+ * builds named initializers as untouched zeros, but a default would run for real (glorotUniform
+ * samples every weight): a 10^9-weight topology would hold the event loop for minutes before
+ * the parameter cap could refuse it. Layers ignore the keys they do not use.
+ */
+function withExplicitInitializers(topology: TopologySpec): TopologySpec {
+  return {
+    ...topology,
+    config: {
+      ...topology.config,
+      layers: topology.config.layers.map((layer) => ({
+        ...layer,
+        config: { ...Object.fromEntries(INITIALIZER_KEYS.map((key) => [key, "zeros"])), ...layer.config },
+      })),
+    },
+  };
 }

@@ -58,11 +58,20 @@ export type JobSpec = Static<typeof JobSpecSchema> & {
   checkpoint: { everySteps: number; keep: number };
 };
 
+/**
+ * Caps that keep one job from exhausting the machine (GRADGUARD_MAX_* in common/config.ts). A
+ * refused spec names the variable, so whoever runs the server knows what to raise.
+ */
 export interface SpecLimits {
   maxSteps: number;
   /** Most weights (trainable or not) a model may have; default 50,000,000 (DEFAULT_MAX_PARAMETERS). */
   maxParameters?: number;
+  /** Most input numbers in one batch, batchSize × numbers per example; default DEFAULT_MAX_BATCH_VALUES. */
+  maxBatchValues?: number;
 }
+
+/** 40 MB of float32 inputs per batch: far above any preset, far below what hurts a worker. */
+export const DEFAULT_MAX_BATCH_VALUES = 10_000_000;
 
 /** A rule a spec breaks: the JSON pointer of the field and what is wrong with it. */
 export interface SpecProblem {
@@ -122,6 +131,14 @@ export function checkJobSpec(spec: JobSpec, limits: SpecLimits): SpecProblem[] {
   problems.push(
     ...checkModelSpec(spec.model, { kind: spec.data.kind, ...datasetShape(spec.data) }, spec.loss === "softmaxCrossEntropy", { maxParameters: limits.maxParameters }),
   );
+  const valuesPerExample = datasetShape(spec.data).featureShape.reduce((a, b) => a * b, 1);
+  const maxBatchValues = limits.maxBatchValues ?? DEFAULT_MAX_BATCH_VALUES;
+  if (spec.batchSize * valuesPerExample > maxBatchValues) {
+    problems.push({
+      field: "/batchSize",
+      message: `must be at most ${Math.floor(maxBatchValues / valuesPerExample)}: ${spec.batchSize} examples of ${valuesPerExample} numbers exceed the ${maxBatchValues} numbers per batch allowed by GRADGUARD_MAX_BATCH_VALUES`,
+    });
+  }
   const trainExamples = trainingExamples(spec);
   if (spec.batchSize > trainExamples) {
     problems.push({ field: "/batchSize", message: `must be at most the ${trainExamples} training examples (data.size less the validation share)` });

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
 import { api, type ServerProcess, startServer } from "../helpers/server-process.ts";
+import { expectEveryStepOnce } from "../helpers/steps.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
@@ -39,15 +40,6 @@ async function waitForStatus(db: TestDatabase, jobId: string, status: string) {
   }, 90_000);
 }
 
-/** Every step of the job stored exactly once, 0..steps-1. */
-async function expectEveryStepOnce(db: TestDatabase, jobId: string, steps: number) {
-  const [row] = await db.query<{ rows: number; distinct: number; first: number; last: number }>(
-    `SELECT count(*)::int AS rows, count(DISTINCT step)::int AS distinct, min(step) AS first, max(step) AS last FROM "Step" WHERE "jobId" = $1`,
-    [jobId],
-  );
-  expect(row).toEqual({ rows: steps, distinct: steps, first: 0, last: steps - 1 });
-}
-
 describe("recovery", () => {
   it("retries a job whose trainer was killed, resuming from its last checkpoint", async () => {
     const db = await createTestDatabase();
@@ -61,7 +53,7 @@ describe("recovery", () => {
     expect(resumed.resumeAt).toBeGreaterThanOrEqual(checkpointStep);
     const job = await waitForStatus(db, jobId, "succeeded");
     expect(job.attempts).toBe(2);
-    await expectEveryStepOnce(db, jobId, 3000);
+    await expectEveryStepOnce(db.query, jobId, 3000);
     const crashes = await db.prisma.event.findMany({ where: { jobId, kind: "trainerCrashed" } });
     expect(crashes).toHaveLength(1);
     expect(crashes[0]?.message).toContain("killed by SIGKILL");
@@ -97,7 +89,7 @@ describe("recovery", () => {
     await second.waitForLog((l) => l.msg === "took over a job whose worker stopped sending heartbeats" && l.jobId === jobId);
     await second.waitForLog((l) => l.msg === "training resumed from a checkpoint" && l.jobId === jobId);
     await waitForStatus(db, jobId, "succeeded");
-    await expectEveryStepOnce(db, jobId, 3000);
+    await expectEveryStepOnce(db.query, jobId, 3000);
     expect(await db.prisma.event.count({ where: { jobId, kind: "leaseExpired" } })).toBe(1);
     process.kill(second.pid, "SIGTERM");
     await second.exited;
