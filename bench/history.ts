@@ -5,100 +5,25 @@
 // the cases interleaved, median of `runs`. Side by side it times the same bucketing statement
 // read from Step rows only (what the endpoint would cost without StepRollup) and the trainer's
 // 256-row insert with and without the triggers. Target: the whole-job query well under 200 ms.
-import { mkdtemp, rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
-import path from "node:path";
+import { loadavg } from "node:os";
 import { pino } from "pino";
 import { loadConfig } from "../common/config.ts";
 import { createPrismaClient, type PrismaClient } from "../prisma/client.ts";
-import { startEmbeddedPostgres } from "../prisma/database.ts";
 import { migrate } from "../prisma/migrate.ts";
 import { buildApp } from "../server/app.ts";
 import { bucketSql, parseFields, planBuckets } from "../server/steps-query.ts";
-import { adminQuery, withDatabase } from "../test/helpers/urls.ts";
 import { insertSteps } from "../trainer/step-writer.ts";
-import type { StepRecord } from "../trainer/train-loop.ts";
+import { benchDatabase, storeSyntheticJob, syntheticStep } from "./database.ts";
 import { writeResults } from "./results.ts";
 
 const RUNS = Number(process.argv[2] ?? 15);
 const STEPS = Number(process.argv[3] ?? 1_000_000);
 const LAYERS = 20;
 const MAX_POINTS = 2000;
-const CHUNK = 100_000;
 const TOKEN = "bench-history-admin-token-0123456789";
 
 const log = pino({ level: "warn" });
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-
-/** A database of its own: on the server DATABASE_URL names, or on an embedded PostgreSQL. */
-async function openDatabase(): Promise<{ url: string; kind: string; close(): Promise<void> }> {
-  const name = `gg_bench_history_${process.pid}`;
-  if (process.env.DATABASE_URL) {
-    const adminUrl = process.env.DATABASE_URL;
-    await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);
-    return { url: withDatabase(adminUrl, name), kind: "external (DATABASE_URL)", close: () => adminQuery(adminUrl, `DROP DATABASE "${name}" WITH (FORCE)`).then(() => {}) };
-  }
-  const dataDir = await mkdtemp(path.join(tmpdir(), "gradguard-bench-pg-"));
-  const server = await startEmbeddedPostgres(dataDir, log);
-  await adminQuery(`${server.serverUrl}/postgres`, `CREATE DATABASE "${name}"`);
-  return {
-    url: `${server.serverUrl}/${name}`,
-    kind: "embedded",
-    close: async () => {
-      await server.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Deterministic noise in [0, 1) for step s and stream k, in SQL. */
-const noise = (k: number) => `(abs(sin(s * 12.9898 + ${k} * 78.233)) * 43758.5453 - floor(abs(sin(s * 12.9898 + ${k} * 78.233)) * 43758.5453))`;
-
-/**
- * Steps from..to of a plausible run: a decaying loss, unit-ish norms, a 1000× gradient spike
- * every 99,991 steps (clipped), a NaN loss with an infinite norm every 250,007 (skipped), the
- * learning rate cut at half-way, and a validation loss every 1,000 steps.
- */
-async function insertRange(prisma: PrismaClient, jobId: string, from: number, to: number): Promise<void> {
-  const spike = "s % 99991 = 5";
-  const broken = "s % 250007 = 17";
-  const layerNorms = Array.from({ length: LAYERS }, (_, k) => `CASE WHEN ${spike} THEN 100 ELSE 0.1 + ${noise(k + 10)} END`);
-  await prisma.$executeRawUnsafe(
-    `INSERT INTO "Step" ("jobId", step, loss, "gradNorm", "layerNorms", lr, "nonFinite", "stepMs", "weightNorm", "updateRatio", "gradNormAfter", "clipCoef", action, "valLoss")
-     SELECT $1::uuid, s,
-       CASE WHEN ${broken} THEN 'NaN'::float8 ELSE 2 * exp(-s / 200000.0) + 0.05 * ${noise(1)} END,
-       CASE WHEN ${broken} THEN 'Infinity'::float8 WHEN ${spike} THEN 1000 ELSE 1 + ${noise(2)} END,
-       ARRAY[${layerNorms.join(", ")}],
-       CASE WHEN s < ${STEPS / 2} THEN 0.1 ELSE 0.01 END,
-       ${broken}, 2 + ${noise(3)}, 50 + s / 100000.0, 0.002 * ${noise(4)},
-       CASE WHEN ${broken} THEN 0 WHEN ${spike} THEN 1 ELSE 1 + ${noise(2)} END,
-       CASE WHEN ${spike} THEN 0.001 ELSE 1 END,
-       CASE WHEN ${broken} THEN 'skip' WHEN ${spike} THEN 'clip' ELSE 'none' END,
-       CASE WHEN s % 1000 = 999 THEN 1.5 * exp(-s / 200000.0) END
-     FROM generate_series($2::int, $3::int) AS s`,
-    jobId,
-    from,
-    to,
-  );
-}
-
-function stepRecord(step: number): StepRecord {
-  return {
-    step,
-    loss: 1 + Math.sin(step),
-    gradNorm: 1 + Math.cos(step) ** 2,
-    layerNorms: Array.from({ length: LAYERS }, (_, i) => 0.1 + ((step * (i + 1)) % 7) / 10),
-    weightNorm: 50,
-    updateRatio: 0.001,
-    gradNormAfter: 1,
-    clipCoef: 1,
-    action: "none",
-    lr: 0.1,
-    nonFinite: false,
-    stepMs: 2,
-    valLoss: step % 1000 === 999 ? 1 : null,
-  };
-}
 
 /** The trainer's write path: 256-row batches through insertSteps, triggers on and off in turn. */
 async function timeInserts(prisma: PrismaClient, jobId: string, batches: number): Promise<{ on: number; off: number }> {
@@ -107,7 +32,7 @@ async function timeInserts(prisma: PrismaClient, jobId: string, batches: number)
   for (let i = 0; i < batches; i++) {
     for (const mode of ["on", "off"] as const) {
       await prisma.$executeRawUnsafe(`ALTER TABLE "Step" ${mode === "on" ? "ENABLE" : "DISABLE"} TRIGGER "Step_rollup_insert"`);
-      const rows = Array.from({ length: 256 }, () => stepRecord(step++));
+      const rows = Array.from({ length: 256 }, () => syntheticStep(step++, LAYERS));
       const started = performance.now();
       await insertSteps(prisma, jobId, rows);
       times[mode].push(performance.now() - started);
@@ -126,7 +51,7 @@ async function explain(prisma: PrismaClient, sql: string, params: unknown[]): Pr
     .map((line) => line.replace(/\(cost=[^)]*\) /, "").replace(/\s+$/, ""));
 }
 
-const database = await openDatabase();
+const database = await benchDatabase("history");
 const prisma = createPrismaClient(database.url, { maxConnections: 4 });
 try {
   await migrate(database.url, { log });
@@ -137,10 +62,7 @@ try {
   const layerNames = Array.from({ length: LAYERS }, (_, i) => `dense_${i}`);
   const job = await prisma.job.create({ data: { name: "bench-history", spec: {}, status: "succeeded", layerNames, lastStep: STEPS - 1 } });
   const loadStarted = performance.now();
-  for (let from = 0; from < STEPS; from += CHUNK) {
-    await insertRange(prisma, job.id, from, Math.min(STEPS, from + CHUNK) - 1);
-    process.stdout.write(`\r  ${Math.min(STEPS, from + CHUNK).toLocaleString("en")} steps`);
-  }
+  await storeSyntheticJob(prisma, job.id, STEPS, LAYERS, (stored) => process.stdout.write(`\r  ${stored.toLocaleString("en")} steps`));
   const loadSeconds = (performance.now() - loadStarted) / 1000;
   await prisma.$executeRawUnsafe(`VACUUM ANALYZE "Step"`);
   await prisma.$executeRawUnsafe(`VACUUM ANALYZE "StepRollup"`);

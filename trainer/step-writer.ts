@@ -4,7 +4,7 @@
 // database is unreachable the rows wait in memory and are retried; past `maxBuffered` the
 // oldest are dropped and that is logged as an error.
 import type { Logger } from "../common/logger.ts";
-import type { Prisma, PrismaClient } from "../prisma/client.ts";
+import { Prisma, type PrismaClient } from "../prisma/client.ts";
 import type { StepRecord, TrainingEvent } from "./train-loop.ts";
 
 export interface StepWriterOptions {
@@ -126,53 +126,68 @@ export class StepWriter {
 }
 
 /**
- * One INSERT for many rows: columns travel as arrays and unnest() turns them back into rows.
- * layerNorms are sent as array literals ("{0.1,NaN}") because unnest flattens 2-D arrays.
+ * Stores rows and events in ONE statement (data-modifying CTEs), so a flush is a single round
+ * trip and atomic without BEGIN/COMMIT: columns travel as arrays and unnest() turns them back
+ * into rows. layerNorms are sent as array literals ("{0.1,NaN}") because unnest flattens 2-D arrays.
  */
 export async function insertSteps(prisma: PrismaClient, jobId: string, rows: StepRecord[], events: TrainingEvent[] = []): Promise<void> {
   if (rows.length === 0 && events.length === 0) return;
-  await prisma.$transaction((tx) => writeSteps(tx, jobId, rows, events));
+  await prisma.$executeRaw(stepsStatement(jobId, rows, events));
 }
 
-/** The statements of insertSteps, inside a transaction the caller holds. */
+/** The statement of insertSteps, inside a transaction the caller holds. */
 export async function writeSteps(tx: Prisma.TransactionClient, jobId: string, rows: StepRecord[], events: TrainingEvent[] = []): Promise<void> {
+  if (rows.length === 0 && events.length === 0) return;
+  await tx.$executeRaw(stepsStatement(jobId, rows, events));
+}
+
+function stepsStatement(jobId: string, rows: StepRecord[], events: TrainingEvent[]): Prisma.Sql {
+  const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
+  return Prisma.sql`
+    WITH steps AS (${insertStepsSql(jobId, rows)}), events AS (${insertEventsSql(jobId, events)})
+    UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid AND ${rows.length > 0}`;
+}
+
+/**
+ * INSERT of step rows, idempotent on (jobId, step); a data-modifying CTE for a bigger statement
+ * (server/routes/runs.ts stores an external run's batch in one). `when` makes the insert
+ * conditional, e.g. on another CTE having updated a row.
+ */
+export function insertStepsSql(jobId: string, rows: StepRecord[], when: Prisma.Sql = Prisma.sql`TRUE`): Prisma.Sql {
   const floats = (pick: (row: StepRecord) => number | null) => rows.map((row) => floatText(pick(row)));
-  if (rows.length > 0) {
-    const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
-    await tx.$executeRaw`
-      INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs",
-                          "weightNorm", "updateRatio", "gradNormAfter", "clipCoef", "action", "valLoss")
-      SELECT ${jobId}::uuid, t.step, t.loss, t.grad_norm, t.layer_norms::float8[], t.lr, t.non_finite, t.step_ms,
-             t.weight_norm, t.update_ratio, t.grad_norm_after, t.clip_coef, t.action, t.val_loss
-      FROM unnest(
-        ${rows.map((r) => r.step)}::int[],
-        ${floats((r) => r.loss)}::float8[],
-        ${floats((r) => r.gradNorm)}::float8[],
-        ${rows.map((r) => `{${r.layerNorms.map(floatText).join(",")}}`)}::text[],
-        ${floats((r) => r.lr)}::float8[],
-        ${rows.map((r) => r.nonFinite)}::bool[],
-        ${floats((r) => r.stepMs)}::float8[],
-        ${floats((r) => r.weightNorm)}::float8[],
-        ${floats((r) => r.updateRatio)}::float8[],
-        ${floats((r) => r.gradNormAfter)}::float8[],
-        ${floats((r) => r.clipCoef)}::float8[],
-        ${rows.map((r) => r.action)}::text[],
-        ${floats((r) => r.valLoss)}::float8[]
-      ) AS t(step, loss, grad_norm, layer_norms, lr, non_finite, step_ms, weight_norm, update_ratio, grad_norm_after, clip_coef, action, val_loss)
-      ON CONFLICT ("jobId", "step") DO NOTHING`;
-    await tx.$executeRaw`
-      UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid`;
-  }
-  if (events.length > 0) {
-    // Idempotent like the steps: an event is identified by its step, kind and message.
-    await tx.$executeRaw`
-      INSERT INTO "Event" ("jobId", "step", "kind", "severity", "message", "detail")
-      SELECT ${jobId}::uuid, e.step, e.kind, e.severity::"EventSeverity", e.message, e.detail::jsonb
-      FROM unnest(${events.map((e) => e.step)}::int[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => e.severity)}::text[],
-                  ${events.map((e) => e.message)}::text[], ${events.map((e) => JSON.stringify(e.detail))}::text[])
-           AS e(step, kind, severity, message, detail)
-      WHERE NOT EXISTS (SELECT 1 FROM "Event" x WHERE x."jobId" = ${jobId}::uuid AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)`;
-  }
+  return Prisma.sql`
+    INSERT INTO "Step" ("jobId", "step", "loss", "gradNorm", "layerNorms", "lr", "nonFinite", "stepMs",
+                        "weightNorm", "updateRatio", "gradNormAfter", "clipCoef", "action", "valLoss")
+    SELECT ${jobId}::uuid, t.step, t.loss, t.grad_norm, t.layer_norms::float8[], t.lr, t.non_finite, t.step_ms,
+           t.weight_norm, t.update_ratio, t.grad_norm_after, t.clip_coef, t.action, t.val_loss
+    FROM unnest(
+      ${rows.map((r) => r.step)}::int[],
+      ${floats((r) => r.loss)}::float8[],
+      ${floats((r) => r.gradNorm)}::float8[],
+      ${rows.map((r) => `{${r.layerNorms.map(floatText).join(",")}}`)}::text[],
+      ${floats((r) => r.lr)}::float8[],
+      ${rows.map((r) => r.nonFinite)}::bool[],
+      ${floats((r) => r.stepMs)}::float8[],
+      ${floats((r) => r.weightNorm)}::float8[],
+      ${floats((r) => r.updateRatio)}::float8[],
+      ${floats((r) => r.gradNormAfter)}::float8[],
+      ${floats((r) => r.clipCoef)}::float8[],
+      ${rows.map((r) => r.action)}::text[],
+      ${floats((r) => r.valLoss)}::float8[]
+    ) AS t(step, loss, grad_norm, layer_norms, lr, non_finite, step_ms, weight_norm, update_ratio, grad_norm_after, clip_coef, action, val_loss)
+    WHERE ${when}
+    ON CONFLICT ("jobId", "step") DO NOTHING`;
+}
+
+/** INSERT of events, idempotent like the steps: an event is identified by its step, kind and message. */
+export function insertEventsSql(jobId: string, events: TrainingEvent[], when: Prisma.Sql = Prisma.sql`TRUE`): Prisma.Sql {
+  return Prisma.sql`
+    INSERT INTO "Event" ("jobId", "step", "kind", "severity", "message", "detail")
+    SELECT ${jobId}::uuid, e.step, e.kind, e.severity::"EventSeverity", e.message, e.detail::jsonb
+    FROM unnest(${events.map((e) => e.step)}::int[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => e.severity)}::text[],
+                ${events.map((e) => e.message)}::text[], ${events.map((e) => JSON.stringify(e.detail))}::text[])
+         AS e(step, kind, severity, message, detail)
+    WHERE ${when} AND NOT EXISTS (SELECT 1 FROM "Event" x WHERE x."jobId" = ${jobId}::uuid AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)`;
 }
 
 /** A float as Postgres reads it, NaN and ±Infinity included (JSON parameters would lose them). */

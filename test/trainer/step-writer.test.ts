@@ -1,3 +1,4 @@
+import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createPrismaClient } from "../../prisma/client.ts";
 import { insertSteps, StepWriter } from "../../trainer/step-writer.ts";
@@ -116,9 +117,17 @@ describe("step writer", () => {
 
   it("does not block the caller: push returns before anything is written", async () => {
     const jobId = await newJob(db);
+    // The job row locked elsewhere holds every flush up (a flush is one statement, and quick), so
+    // the test does not race it: push must return while the write waits.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    await locker.query(`BEGIN; SELECT 1 FROM "Job" WHERE id = '${jobId}' FOR UPDATE`);
     const writer = new StepWriter(db.prisma, jobId, silentLog, { batchSize: 5, flushIntervalMs: 1000 });
     for (let i = 0; i < 20; i++) writer.push(record(i));
-    expect(await db.prisma.step.count({ where: { jobId } })).toBeLessThan(20);
+    await waitFor("a flush waiting on the lock", async () => ((await db.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).length > 0 ? true : undefined));
+    expect(await db.prisma.step.count({ where: { jobId } })).toBe(0);
+    await locker.query("COMMIT");
+    await locker.end();
     await waitFor("rows flushed in the background", async () => ((await db.prisma.step.count({ where: { jobId } })) === 20 ? true : undefined));
     await writer.close();
   });

@@ -1,0 +1,72 @@
+// The reference training workloads the trainer benchmarks time, and the same tfjs step on each,
+// bare (variableGrads then applyGradients) and as gradguard's trainer runs it (the production
+// measureGradients: loss, global and per-layer norms, weight norm, one read; then applyUpdate).
+import * as tf from "@tensorflow/tfjs-core";
+import { makeDataset } from "../trainer/data/datasets.ts";
+import { buildModel } from "../trainer/model.ts";
+import { makeOptimizer } from "../trainer/optimizer.ts";
+import { type JobSpec, parseJobSpec } from "../trainer/spec.ts";
+import { applyUpdate, LOSSES, measureGradients, type StepContext } from "../trainer/train-step.ts";
+
+export const MLP = {
+  name: "MLP 784-256-256-10, batch 128",
+  spec: {
+    model: { layers: [{ type: "dense", units: 256, activation: "relu", inputShape: [784] }, { type: "dense", units: 256, activation: "relu" }, { type: "dense", units: 10 }] },
+    data: { kind: "blobs", size: 2048, features: 784, classes: 10, seed: 1 },
+    loss: "softmaxCrossEntropy",
+    batchSize: 128,
+  },
+};
+
+export const SIMPLE_RNN = {
+  name: "SimpleRNN 64 on adding (T=50), batch 64",
+  spec: {
+    model: { layers: [{ type: "simpleRNN", units: 64, inputShape: [50, 2] }, { type: "dense", units: 1 }] },
+    data: { kind: "adding", size: 2048, seqLen: 50, seed: 1 },
+    loss: "meanSquaredError",
+    batchSize: 64,
+  },
+};
+
+/** SGD at 0.01, the optimizer PyTorch's reference (bench/pytorch_mlp.py) uses too. */
+export function workloadSpec(workload: { name: string; spec: Record<string, unknown> }): JobSpec {
+  return parseJobSpec({ name: workload.name, optimizer: { type: "sgd", learningRate: 0.01 }, steps: 1, seed: 1, validation: { fraction: 0 }, ...workload.spec }, { maxSteps: 10 });
+}
+
+/** One batch of the workload's data and its model, with the step run bare and measured. */
+export function setupSteps(spec: JobSpec) {
+  const data = makeDataset(spec.data);
+  const built = buildModel(spec);
+  const context: StepContext = { model: built.model, optimizer: makeOptimizer(spec.optimizer), loss: LOSSES[spec.loss], layerVariables: built.layerVariables };
+  const n = spec.batchSize;
+  const xSize = data.featureShape.reduce((a, b) => a * b, 1);
+  const ySize = data.targetShape.reduce((a, b) => a * b, 1);
+  const batch = {
+    x: tf.tensor(data.x.subarray(0, n * xSize), [n, ...data.featureShape]),
+    y: tf.tensor(data.y.subarray(0, n * ySize), [n, ...data.targetShape]),
+  };
+  const variables = built.layerVariables.flat();
+  const bare = () => {
+    const { value, grads } = tf.variableGrads(() => context.loss(batch.y, context.model.apply(batch.x, { training: true }) as tf.Tensor), variables);
+    context.optimizer.applyGradients(grads);
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  const measured = () => {
+    const { grads } = measureGradients(context, batch);
+    applyUpdate(context, grads, { clipCoef: 1, learningRate: spec.optimizer.learningRate, skip: false });
+  };
+  const dispose = () => {
+    tf.dispose([batch.x, batch.y]);
+    built.model.dispose();
+  };
+  return { bare, measured, dispose };
+}
+
+/** Mean ms per step over `steps` steps. */
+export function msPerStep(step: () => void, steps: number): number {
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  return (performance.now() - started) / steps;
+}
+
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
