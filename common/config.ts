@@ -6,6 +6,18 @@ import Value from "typebox/value";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const BACKENDS = ["tensorflow-gpu", "webgpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
+/** The alert rules of server/alerts/rules.ts, named here so GRADGUARD_ALERT_RULES can be checked. */
+export const ALERT_RULES = ["diverged", "nonFinite", "rollback", "repeatedSpikes", "lrLowered", "silent", "trainerCrashed"] as const;
+export type AlertRule = (typeof ALERT_RULES)[number];
+const DEFAULT_ALERT_SEVERITIES: AlertsConfig["severities"] = {
+  diverged: "critical",
+  nonFinite: "warning",
+  rollback: "warning",
+  repeatedSpikes: "warning",
+  lrLowered: "info",
+  silent: "critical",
+  trainerCrashed: "critical",
+};
 
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: "HTTP port; 0 picks a free one" }),
@@ -38,6 +50,16 @@ export const EnvSchema = Type.Object({
     default: 1_000_000,
     description: "Largest `steps` a job spec may ask for",
   }),
+  GRADGUARD_MAX_PARAMETERS: Type.Integer({
+    minimum: 1,
+    default: 50_000_000,
+    description: "Most weights a job's model may have; larger specs are refused before anything is allocated",
+  }),
+  GRADGUARD_MAX_BATCH_VALUES: Type.Integer({
+    minimum: 1,
+    default: 10_000_000,
+    description: "Most input numbers in one batch (batchSize × numbers per example)",
+  }),
   GRADGUARD_WORKER_CONCURRENCY: Type.Integer({
     minimum: 0,
     maximum: 64,
@@ -68,9 +90,37 @@ export const EnvSchema = Type.Object({
     default: 500,
     description: "How often an idle worker looks for queued jobs, in milliseconds",
   }),
+  GRADGUARD_ALERT_RULES: Type.Optional(
+    Type.String({
+      pattern: `^(${ALERT_RULES.join("|")})=(info|warning|critical|off)(,(${ALERT_RULES.join("|")})=(info|warning|critical|off))*$`,
+      description: "Severity per alert rule, or off: `silent=warning,lrLowered=off`; rules not named keep their default",
+    }),
+  ),
+  GRADGUARD_ALERT_COOLDOWN_S: Type.Integer({ minimum: 0, maximum: 86_400, default: 300, description: "Repeats of one rule for one job within this many seconds of its alert fold into it" }),
+  GRADGUARD_ALERT_SILENT_S: Type.Integer({ minimum: 5, maximum: 86_400, default: 120, description: "A running job with no new step for this many seconds raises a silent alert" }),
+  GRADGUARD_ALERT_SPIKE_COUNT: Type.Integer({ minimum: 2, maximum: 10_000, default: 10, description: "Interventions (clip, skip, spike warnings) within the window that raise repeatedSpikes" }),
+  GRADGUARD_ALERT_SPIKE_WINDOW_S: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: "The repeatedSpikes window, in seconds" }),
+  GRADGUARD_WEBHOOK_ALLOW_PRIVATE: Type.Enum(["true", "false"], { default: "false", description: "true: webhooks may target loopback, link-local and private addresses" }),
+  GRADGUARD_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000, description: "How long one webhook attempt may take, in milliseconds" }),
+  GRADGUARD_WEBHOOK_RETRY_MS: Type.Integer({ minimum: 1, maximum: 3_600_000, default: 1_000, description: "Longest wait before the first retry (ms); doubles per attempt, up to an hour, with full jitter" }),
+  GRADGUARD_WEBHOOK_MAX_AGE_S: Type.Integer({ minimum: 1, maximum: 30 * 86_400, default: 86_400, description: "A delivery still failing this many seconds after its alert is given up" }),
 });
 
 type Env = Static<typeof EnvSchema>;
+
+/** How alerts are raised and sent (server/alerts). */
+export interface AlertsConfig {
+  /** Severity per rule; "off" disables the rule. */
+  severities: Record<AlertRule, "info" | "warning" | "critical" | "off">;
+  cooldownMs: number;
+  silentMs: number;
+  spikeCount: number;
+  spikeWindowMs: number;
+  webhookAllowPrivate: boolean;
+  webhookTimeoutMs: number;
+  webhookRetryMs: number;
+  webhookMaxAgeMs: number;
+}
 
 export interface Config {
   port: number;
@@ -88,11 +138,14 @@ export interface Config {
   logFormat: Env["LOG_FORMAT"];
   backend: BackendName | undefined;
   maxSteps: number;
+  maxParameters: number;
+  maxBatchValues: number;
   workerConcurrency: number;
   maxDatasetBytes: number;
   maxAttempts: number;
   leaseMs: number;
   pollMs: number;
+  alerts: AlertsConfig;
 }
 
 export class ConfigError extends Error {
@@ -133,12 +186,31 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logFormat: e.LOG_FORMAT,
     backend: e.GRADGUARD_BACKEND,
     maxSteps: e.GRADGUARD_MAX_STEPS,
+    maxParameters: e.GRADGUARD_MAX_PARAMETERS,
+    maxBatchValues: e.GRADGUARD_MAX_BATCH_VALUES,
     workerConcurrency: e.GRADGUARD_WORKER_CONCURRENCY,
     maxDatasetBytes: e.GRADGUARD_MAX_DATASET_BYTES,
     maxAttempts: e.GRADGUARD_MAX_ATTEMPTS,
     leaseMs: e.GRADGUARD_LEASE_MS,
     pollMs: e.GRADGUARD_POLL_MS,
+    alerts: {
+      severities: { ...DEFAULT_ALERT_SEVERITIES, ...parseRuleSeverities(e.GRADGUARD_ALERT_RULES) },
+      cooldownMs: e.GRADGUARD_ALERT_COOLDOWN_S * 1000,
+      silentMs: e.GRADGUARD_ALERT_SILENT_S * 1000,
+      spikeCount: e.GRADGUARD_ALERT_SPIKE_COUNT,
+      spikeWindowMs: e.GRADGUARD_ALERT_SPIKE_WINDOW_S * 1000,
+      webhookAllowPrivate: e.GRADGUARD_WEBHOOK_ALLOW_PRIVATE === "true",
+      webhookTimeoutMs: e.GRADGUARD_WEBHOOK_TIMEOUT_MS,
+      webhookRetryMs: e.GRADGUARD_WEBHOOK_RETRY_MS,
+      webhookMaxAgeMs: e.GRADGUARD_WEBHOOK_MAX_AGE_S * 1000,
+    },
   };
+}
+
+/** `silent=warning,lrLowered=off` (already checked against the schema's pattern). */
+function parseRuleSeverities(text: string | undefined): Partial<AlertsConfig["severities"]> {
+  if (!text) return {};
+  return Object.fromEntries(text.split(",").map((pair) => pair.split("=")));
 }
 
 /**
@@ -165,6 +237,8 @@ export function configToEnv(config: Config): Record<string, string> {
     LOG_LEVEL: config.logLevel,
     LOG_FORMAT: config.logFormat,
     GRADGUARD_MAX_STEPS: String(config.maxSteps),
+    GRADGUARD_MAX_PARAMETERS: String(config.maxParameters),
+    GRADGUARD_MAX_BATCH_VALUES: String(config.maxBatchValues),
     GRADGUARD_WORKER_CONCURRENCY: String(config.workerConcurrency),
     GRADGUARD_MAX_DATASET_BYTES: String(config.maxDatasetBytes),
     GRADGUARD_MAX_ATTEMPTS: String(config.maxAttempts),

@@ -7,29 +7,39 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import type { Config } from "../common/config.ts";
+import { type Config, loadConfig } from "../common/config.ts";
 import type { Logger } from "../common/logger.ts";
 import type { PrismaClient } from "../prisma/client.ts";
+import alertsPlugin from "./alerts/plugin.ts";
 import { HttpProblem, registerErrorHandling } from "./errors.ts";
+import livePlugin from "./live/plugin.ts";
 import authPlugin from "./plugins/auth.ts";
 import prismaPlugin from "./plugins/prisma.ts";
+import alertRoutes from "./routes/alerts.ts";
 import commandRoutes from "./routes/commands.ts";
 import datasetRoutes from "./routes/datasets.ts";
+import eventRoutes from "./routes/events.ts";
 import healthRoutes from "./routes/health.ts";
 import jobRoutes from "./routes/jobs.ts";
+import metricsRoutes from "./routes/metrics.ts";
 import presetRoutes from "./routes/presets.ts";
 import runRoutes from "./routes/runs.ts";
 import tokenRoutes from "./routes/tokens.ts";
+import webhookRoutes from "./routes/webhooks.ts";
+import webPlugin, { CONTENT_SECURITY_POLICY } from "./plugins/web.ts";
 import { hashToken } from "./tokens.ts";
 import { validatorCompiler } from "./validation.ts";
 
 export interface AppOptions {
   prisma: PrismaClient;
-  config: Pick<Config, "maxSteps" | "maxDatasetBytes" | "adminToken" | "corsOrigins" | "rateLimit">;
+  /** `alerts` defaults to the defaults of common/config.ts. */
+  config: Pick<Config, "maxSteps" | "maxDatasetBytes" | "adminToken" | "corsOrigins" | "rateLimit"> & Partial<Pick<Config, "alerts" | "maxParameters" | "maxBatchValues">>;
   logger: Logger;
+  /** The database the Prisma client uses, for LISTEN connections; without it they poll. */
+  databaseUrl?: string;
 }
 
-export async function buildApp({ prisma, config, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ prisma, config, logger, databaseUrl }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Job specs are small; anything bigger than this is a mistake or an attack.
@@ -42,7 +52,7 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
   app.removeContentTypeParser("text/plain");
   registerErrorHandling(app);
 
-  await app.register(helmet, { global: true });
+  await app.register(helmet, { global: true, contentSecurityPolicy: CONTENT_SECURITY_POLICY });
   if (config.corsOrigins) await app.register(cors, { origin: config.corsOrigins === "*" ? "*" : config.corsOrigins });
   await app.register(rateLimit, {
     max: config.rateLimit,
@@ -63,17 +73,24 @@ export async function buildApp({ prisma, config, logger }: AppOptions): Promise<
 
   await app.register(prismaPlugin, { prisma });
   await app.register(authPlugin, { prisma, adminToken: config.adminToken });
+  await app.register(livePlugin, { prisma, log: logger, adminToken: config.adminToken, databaseUrl, corsOrigins: config.corsOrigins });
+  await app.register(alertsPlugin, { settings: config.alerts ?? loadConfig({}).alerts, databaseUrl });
+  await app.register(metricsRoutes, { adminToken: config.adminToken });
   await app.register(
     async (api) => {
       await api.register(healthRoutes);
-      await api.register(jobRoutes, { limits: { maxSteps: config.maxSteps } });
+      await api.register(jobRoutes, { limits: { maxSteps: config.maxSteps, maxParameters: config.maxParameters, maxBatchValues: config.maxBatchValues } });
+      await api.register(eventRoutes);
       await api.register(datasetRoutes, { maxBytes: config.maxDatasetBytes });
       await api.register(commandRoutes);
       await api.register(tokenRoutes);
       await api.register(runRoutes);
       await api.register(presetRoutes);
+      await api.register(alertRoutes);
+      await api.register(webhookRoutes);
     },
     { prefix: "/api/v1" },
   );
+  await app.register(webPlugin);
   return app;
 }

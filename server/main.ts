@@ -13,7 +13,7 @@ await runMain("gradguard", async () => {
   const log = createLogger(config, "gradguard");
   const connection = await connect(config, log);
   const firstAdminToken = await ensureAdminToken(connection.prisma, config.adminToken);
-  const app = await buildApp({ prisma: connection.prisma, config, logger: log });
+  const app = await buildApp({ prisma: connection.prisma, config, logger: log, databaseUrl: connection.database.url });
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ url: address }, `gradguard is serving ${address}`);
   if (firstAdminToken) {

@@ -23,6 +23,28 @@ export function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
 }
 
+/** Who is calling: a stored token's id, or "environment" for GRADGUARD_ADMIN_TOKEN. */
+export interface Caller {
+  tokenId: string;
+  role: Role;
+}
+
+/**
+ * The caller a bearer token stands for, or null when it is unknown or revoked. The one token
+ * check: the REST auth plugin and the socket.io handshake (server/live) both use it.
+ */
+export async function findCaller(prisma: PrismaClient, adminToken: string | undefined, token: string): Promise<Caller | null> {
+  if (adminToken && sameSecret(token, adminToken)) return { tokenId: "environment", role: "admin" };
+  const row = await prisma.apiToken.findUnique({ where: { hash: hashToken(token) } });
+  if (!row || row.revokedAt !== null) return null;
+  // Best effort and at most once a minute per token: not a write on every request.
+  const now = new Date();
+  if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
+    void prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } }).catch(() => {});
+  }
+  return { tokenId: row.id, role: row.role };
+}
+
 export async function createToken(prisma: PrismaClient, name: string, role: Role) {
   const token = newToken();
   const row = await prisma.apiToken.create({ data: { name, role, hash: hashToken(token), prefix: token.slice(0, 10) } });

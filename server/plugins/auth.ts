@@ -3,8 +3,8 @@
 // `config.public` (health, readiness) need no token.
 import fp from "fastify-plugin";
 import type { PrismaClient } from "../../prisma/client.ts";
-import { HttpProblem } from "../errors.ts";
-import { hashToken, type Role, roleAllows, sameSecret } from "../tokens.ts";
+import { HttpProblem, ProblemSchema } from "../errors.ts";
+import { type Caller, findCaller, type Role, roleAllows } from "../tokens.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -12,13 +12,19 @@ declare module "fastify" {
     public?: boolean;
   }
   interface FastifyRequest {
-    /** Who is calling: a stored token's id, or "environment" for GRADGUARD_ADMIN_TOKEN. */
-    caller?: { tokenId: string; role: Role };
+    caller?: Caller;
   }
 }
 
 export default fp<{ prisma: PrismaClient; adminToken: string | undefined }>(
   async (app, { prisma, adminToken }) => {
+    // Every guarded route can answer 401, 403 and 429 (the rate limit): say so in its OpenAPI
+    // entry, so clients see the whole contract without each route repeating it.
+    app.addHook("onRoute", (route) => {
+      if (route.config?.public || !route.url.startsWith("/api/") || !route.schema) return;
+      const response = (route.schema.response ?? {}) as Record<string, unknown>;
+      route.schema.response = { 401: ProblemSchema, 403: ProblemSchema, 429: ProblemSchema, ...response };
+    });
     app.addHook("onRequest", async (request, reply) => {
       const config = request.routeOptions.config;
       if (config.public || !request.url.startsWith("/api/")) return;
@@ -28,20 +34,7 @@ export default fp<{ prisma: PrismaClient; adminToken: string | undefined }>(
         reply.header("www-authenticate", 'Bearer realm="gradguard"');
         throw new HttpProblem(401, "Unauthorized", "send an API token: Authorization: Bearer <token>", "urn:gradguard:problem:unauthorized");
       }
-      let caller: { tokenId: string; role: Role } | undefined;
-      if (adminToken && sameSecret(token, adminToken)) {
-        caller = { tokenId: "environment", role: "admin" };
-      } else {
-        const row = await prisma.apiToken.findUnique({ where: { hash: hashToken(token) } });
-        if (row && row.revokedAt === null) {
-          caller = { tokenId: row.id, role: row.role };
-          // Best effort and at most once a minute per token: not a write on every request.
-          const now = new Date();
-          if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
-            void prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } }).catch(() => {});
-          }
-        }
-      }
+      const caller = await findCaller(prisma, adminToken, token);
       if (!caller) {
         reply.header("www-authenticate", 'Bearer realm="gradguard", error="invalid_token"');
         throw new HttpProblem(401, "Unauthorized", "the API token is unknown or revoked", "urn:gradguard:problem:unauthorized");

@@ -1,5 +1,6 @@
 // /api/v1/tokens (admin): create, list and revoke API tokens. A token is returned once, at
-// creation; afterwards only its name, role and first characters are shown.
+// creation; afterwards only its name, role and first characters are shown. GET /api/v1/session
+// (any token) says which role and name the caller's own token has.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import Type from "typebox";
 import { NotFoundProblem, ProblemSchema } from "../errors.ts";
@@ -39,9 +40,21 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return { items: rows.map(toResponse) };
   });
 
+  // Any valid token may ask who it is: the dashboard hides the controls a read token cannot use.
+  app.get(
+    "/session",
+    { config: { role: "read" }, schema: { response: { 200: Type.Object({ role: Type.Enum(ROLES), name: Type.String({ description: "The token's name" }) }) } } },
+    async (request) => {
+      const caller = request.caller as NonNullable<typeof request.caller>;
+      if (caller.tokenId === "environment") return { role: caller.role, name: "GRADGUARD_ADMIN_TOKEN" };
+      const row = await app.prisma.apiToken.findUniqueOrThrow({ where: { id: caller.tokenId }, select: { name: true } });
+      return { role: caller.role, name: row.name };
+    },
+  );
+
   app.delete(
     "/tokens/:id",
-    { config: admin, schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }, { additionalProperties: false }), response: { 200: TokenSchema, 404: ProblemSchema } } },
+    { config: admin, schema: { params: Type.Object({ id: Type.String({ format: "uuid" }) }, { additionalProperties: false }), response: { 200: TokenSchema, 400: ProblemSchema, 404: ProblemSchema } } },
     async (request) => {
       const { count } = await app.prisma.apiToken.updateMany({ where: { id: request.params.id, revokedAt: null }, data: { revokedAt: new Date() } });
       const row = await app.prisma.apiToken.findUnique({ where: { id: request.params.id } });

@@ -27,11 +27,32 @@ describe("loadConfig", () => {
       logFormat: "auto",
       backend: undefined,
       maxSteps: 1_000_000,
+      maxParameters: 50_000_000,
+      maxBatchValues: 10_000_000,
       workerConcurrency: 1,
       maxDatasetBytes: 52_428_800,
       maxAttempts: 3,
       leaseMs: 30_000,
       pollMs: 500,
+      alerts: {
+        severities: {
+          diverged: "critical",
+          nonFinite: "warning",
+          rollback: "warning",
+          repeatedSpikes: "warning",
+          lrLowered: "info",
+          silent: "critical",
+          trainerCrashed: "critical",
+        },
+        cooldownMs: 300_000,
+        silentMs: 120_000,
+        spikeCount: 10,
+        spikeWindowMs: 60_000,
+        webhookAllowPrivate: false,
+        webhookTimeoutMs: 10_000,
+        webhookRetryMs: 1_000,
+        webhookMaxAgeMs: 86_400_000,
+      },
     });
   });
 
