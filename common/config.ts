@@ -84,6 +84,12 @@ export const EnvSchema = Type.Object({
     default: 30_000,
     description: "A running job whose worker sent no heartbeat for this long (ms) is taken over",
   }),
+  GRADGUARD_RETRY_BACKOFF_MS: Type.Integer({
+    minimum: 0,
+    maximum: 3_600_000,
+    default: 5_000,
+    description: "A job whose trainer crashed or whose worker vanished waits this long (ms) before it is claimed again, doubling with each attempt (with jitter)",
+  }),
   GRADGUARD_POLL_MS: Type.Integer({
     minimum: 10,
     maximum: 60_000,
@@ -144,6 +150,7 @@ export interface Config {
   maxDatasetBytes: number;
   maxAttempts: number;
   leaseMs: number;
+  retryBackoffMs: number;
   pollMs: number;
   alerts: AlertsConfig;
 }
@@ -192,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxDatasetBytes: e.GRADGUARD_MAX_DATASET_BYTES,
     maxAttempts: e.GRADGUARD_MAX_ATTEMPTS,
     leaseMs: e.GRADGUARD_LEASE_MS,
+    retryBackoffMs: e.GRADGUARD_RETRY_BACKOFF_MS,
     pollMs: e.GRADGUARD_POLL_MS,
     alerts: {
       severities: { ...DEFAULT_ALERT_SEVERITIES, ...parseRuleSeverities(e.GRADGUARD_ALERT_RULES) },
@@ -243,6 +251,7 @@ export function configToEnv(config: Config): Record<string, string> {
     GRADGUARD_MAX_DATASET_BYTES: String(config.maxDatasetBytes),
     GRADGUARD_MAX_ATTEMPTS: String(config.maxAttempts),
     GRADGUARD_LEASE_MS: String(config.leaseMs),
+    GRADGUARD_RETRY_BACKOFF_MS: String(config.retryBackoffMs),
     GRADGUARD_POLL_MS: String(config.pollMs),
   };
   if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;

@@ -229,7 +229,7 @@ export function updateDirectionSquaredNorm(optimizer: tf.Optimizer, grads: tf.Na
         default:
           throw new Error(`no update norm for the ${kind} optimizer`);
       }
-      return tf.sum(tf.square(direction));
+      return tf.sum(tf.mul(direction, direction));
     });
     return squares.length === 0 ? tf.scalar(0) : (tf.addN(squares) as tf.Scalar);
   });

@@ -13,6 +13,17 @@ const JOB_PROCESS = fileURLToPath(new URL("./job-process.ts", import.meta.url));
 /** How long a stopping worker lets a child finish its step and flush before killing it. */
 const STOP_GRACE_MS = 30_000;
 const STDERR_TAIL_CHARS = 2_000;
+const MAX_BACKOFF_MS = 3_600_000;
+
+/**
+ * How long a job waits before it is claimed again after its `attempt`-th start (since the last
+ * manual retry) crashed: the base doubled per attempt, with jitter (0.5–1×) so that jobs that
+ * crashed together (a bad node, a database blip) do not all come back at once; at most an hour.
+ * requeueExpired computes the same in SQL.
+ */
+export function retryBackoff(baseMs: number, attempt: number): number {
+  return Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attempt - 1) * (0.5 + Math.random() / 2));
+}
 /** Exit code of a job process that stopped on request and handed its job back to the queue. */
 export const EXIT_INTERRUPTED = 3;
 
@@ -42,7 +53,7 @@ export async function claimNextJob(prisma: PrismaClient, workerId: string): Prom
     SET "status" = 'running', "attempts" = "attempts" + 1, "workerId" = ${workerId},
         "startedAt" = now(), "heartbeatAt" = now(), "finishedAt" = NULL, "error" = NULL
     WHERE "id" = (
-      SELECT "id" FROM "Job" WHERE "status" = 'queued'
+      SELECT "id" FROM "Job" WHERE "status" = 'queued' AND ("runAfter" IS NULL OR "runAfter" <= now())
       ORDER BY "priority" DESC, "createdAt", "id" LIMIT 1 FOR UPDATE SKIP LOCKED
     )
     RETURNING "id", "attempts", "attemptsBeforeRetry"`;
@@ -133,6 +144,8 @@ export class Worker {
       SET "status" = CASE WHEN "attempts" - "attemptsBeforeRetry" >= ${config.maxAttempts}::int THEN 'failed'::"JobStatus" ELSE 'queued'::"JobStatus" END,
           "error" = 'its worker ' || COALESCE("workerId", '?') || ' stopped sending heartbeats',
           "finishedAt" = CASE WHEN "attempts" - "attemptsBeforeRetry" >= ${config.maxAttempts}::int THEN now() ELSE NULL END,
+          "runAfter" = now() + make_interval(secs => least(${MAX_BACKOFF_MS / 1000}::float8,
+            ${config.retryBackoffMs / 1000}::float8 * power(2, greatest("attempts" - "attemptsBeforeRetry" - 1, 0)) * (0.5 + random() / 2))),
           "workerId" = NULL
       WHERE "status" = 'running' AND "heartbeatAt" < now() - make_interval(secs => ${config.leaseMs / 1000}::float8)
       RETURNING "id", "status"::text AS status`;
@@ -203,7 +216,9 @@ export class Worker {
     try {
       const { count } = await prisma.job.updateMany({
         where: { id: jobId, status: "running", attempts: attempt },
-        data: retry ? { status: "queued", error, workerId: null } : { status: "failed", error, finishedAt: new Date(), workerId: null },
+        data: retry
+          ? { status: "queued", error, workerId: null, runAfter: new Date(Date.now() + retryBackoff(config.retryBackoffMs, attemptSinceRetry)) }
+          : { status: "failed", error, finishedAt: new Date(), workerId: null },
       });
       if (count > 0) await this.recordEvent(jobId, "trainerCrashed", "critical", error);
     } catch (updateError) {

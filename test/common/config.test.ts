@@ -33,6 +33,7 @@ describe("loadConfig", () => {
       maxDatasetBytes: 52_428_800,
       maxAttempts: 3,
       leaseMs: 30_000,
+      retryBackoffMs: 5_000,
       pollMs: 500,
       alerts: {
         severities: {

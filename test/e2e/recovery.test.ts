@@ -53,6 +53,8 @@ describe("recovery", () => {
     expect(resumed.resumeAt).toBeGreaterThanOrEqual(checkpointStep);
     const job = await waitForStatus(db, jobId, "succeeded");
     expect(job.attempts).toBe(2);
+    // Re-queued with a back-off (GRADGUARD_RETRY_BACKOFF_MS), not at once.
+    expect(job.runAfter).not.toBeNull();
     await expectEveryStepOnce(db.query, jobId, 3000);
     const crashes = await db.prisma.event.findMany({ where: { jobId, kind: "trainerCrashed" } });
     expect(crashes).toHaveLength(1);

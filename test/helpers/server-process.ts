@@ -34,7 +34,7 @@ afterAll(() => {
 export async function startServer(env: Record<string, string>, script: "start" | "worker" = "start"): Promise<ServerProcess> {
   const child = spawn("npm", ["run", "--silent", script], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: "0", LOG_FORMAT: "json", GRADGUARD_POLL_MS: "100", GRADGUARD_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: "0", LOG_FORMAT: "json", GRADGUARD_POLL_MS: "100", GRADGUARD_RETRY_BACKOFF_MS: "200", GRADGUARD_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });

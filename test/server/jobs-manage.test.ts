@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { insertSteps } from "../../trainer/step-writer.ts";
 import type { StepRecord } from "../../trainer/train-loop.ts";
-import { claimNextJob } from "../../trainer/worker.ts";
+import { claimNextJob, retryBackoff } from "../../trainer/worker.ts";
 import { createTestApp, type TestApp } from "../helpers/app.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
@@ -92,11 +92,34 @@ describe("job priorities", () => {
     const plan = await db.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SET LOCAL enable_seqscan = off`;
       return tx.$queryRaw<{ "QUERY PLAN": string }[]>`
-        EXPLAIN SELECT "id" FROM "Job" WHERE "status" = 'queued' ORDER BY "priority" DESC, "createdAt", "id" LIMIT 1 FOR UPDATE SKIP LOCKED`;
+        EXPLAIN SELECT "id" FROM "Job" WHERE "status" = 'queued' AND ("runAfter" IS NULL OR "runAfter" <= now())
+        ORDER BY "priority" DESC, "createdAt", "id" LIMIT 1 FOR UPDATE SKIP LOCKED`;
     });
     const text = JSON.stringify(plan);
     expect(text).toContain("Job_status_priority_createdAt_id_idx");
     expect(text).not.toContain("Sort");
+  });
+});
+
+describe("retry back-off", () => {
+  it("leaves a re-queued job alone until its runAfter, then claims it", async () => {
+    await db.prisma.job.updateMany({ where: { status: "queued" }, data: { status: "cancelled" } });
+    const job = await submit({ name: "backing-off" });
+    await db.prisma.job.update({ where: { id: job.id }, data: { runAfter: new Date(Date.now() + 60_000) } });
+    expect(await claimNextJob(db.prisma, "w1")).toBeUndefined();
+    await db.prisma.job.update({ where: { id: job.id }, data: { runAfter: new Date(Date.now() - 1) } });
+    expect((await claimNextJob(db.prisma, "w1"))?.id).toBe(job.id);
+  });
+
+  it("doubles with each attempt, with jitter between half and all of it, and never exceeds an hour", () => {
+    for (const attempt of [1, 2, 3, 4]) {
+      const delays = Array.from({ length: 200 }, () => retryBackoff(1000, attempt));
+      const full = 1000 * 2 ** (attempt - 1);
+      expect(Math.min(...delays)).toBeGreaterThanOrEqual(full / 2);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(full);
+      expect(new Set(delays).size).toBeGreaterThan(100);
+    }
+    expect(retryBackoff(5000, 100)).toBe(3_600_000);
   });
 });
 
