@@ -22,7 +22,9 @@ await runMain("gradguard demo", async () => {
     if (response.status !== 201) throw new Error(`the server refused ${id}: ${response.status} ${body.detail ?? ""}`);
     submitted.push(body);
   }
+  const dashboard = config.serverUrl.replace(/\/$/, "");
   process.stdout.write("Submitted the explosion demo, with and without the watchdog:\n");
-  for (const job of submitted) process.stdout.write(`  ${job.name.padEnd(28)} ${base}/jobs/${job.id}/steps?maxPoints=500\n`);
-  process.stdout.write(`Compare their events: ${base}/jobs/${submitted[0]?.id}/events and ${base}/jobs/${submitted[1]?.id}/events\n`);
+  for (const job of submitted) process.stdout.write(`  ${job.name.padEnd(28)} ${dashboard}/jobs/${job.id}\n`);
+  process.stdout.write(`Side by side in the dashboard: ${dashboard}/compare?jobs=${submitted.map((job) => job.id).join(",")}\n`);
+  process.stdout.write(`Their steps and events over the API: ${base}/jobs/<id>/steps?maxPoints=500 and ${base}/jobs/<id>/events\n`);
 });

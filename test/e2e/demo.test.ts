@@ -17,7 +17,8 @@ describe("npm run demo", () => {
     expect(result.status, result.stderr).toBe(0);
     const jobs = await db.prisma.job.findMany({ orderBy: { createdAt: "asc" } });
     expect(jobs.map((j) => (j.spec as { watchdog: { policy: string } }).watchdog.policy)).toEqual(["gradguard", "off"]);
-    for (const job of jobs) expect(result.stdout).toContain(`/api/v1/jobs/${job.id}/steps`);
+    for (const job of jobs) expect(result.stdout).toContain(`/jobs/${job.id}\n`);
+    expect(result.stdout).toContain(`/compare?jobs=${jobs.map((job) => job.id).join(",")}`);
 
     const refused = spawnSync("npm", ["run", "--silent", "demo"], { cwd: ROOT, encoding: "utf8", env: { ...env, GRADGUARD_TOKEN: "not-a-token" } });
     expect(refused.status).toBe(1);
