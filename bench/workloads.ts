@@ -51,8 +51,12 @@ export function setupSteps(spec: JobSpec) {
     context.optimizer.applyGradients(grads);
     tf.dispose([value, ...Object.values(grads)]);
   };
+  // As the training loop does: ‖w‖ measured every 10th step, reused in between.
+  let steps = 0;
+  let weightNorm: number | undefined;
   const measured = () => {
-    const { grads } = measureGradients(context, batch);
+    const { measurement, grads } = measureGradients(context, batch, 1, steps++ % 10 === 0 ? undefined : weightNorm);
+    weightNorm = measurement.weightNorm;
     applyUpdate(context, grads, { clipCoef: 1, learningRate: spec.optimizer.learningRate, skip: false });
   };
   const dispose = () => {

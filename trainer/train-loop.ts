@@ -72,8 +72,24 @@ export interface TrainingCheckpoint {
     dropout: Record<string, number>;
     operator: OperatorSettings;
     guard: unknown;
+    /** The weight norm in use (see WeightNormCache); absent in checkpoints saved before it. */
+    weightNorm?: WeightNormCache | null;
   };
 }
+
+/**
+ * ‖w‖ measured at `step` and reused for the next steps: it moves by the update ratio per step
+ * (about 1e-3 in healthy training), and measuring it costs as much as measuring the gradient.
+ * It is measured again every WEIGHT_NORM_EVERY steps, after any update that moved the weights
+ * by more than REMEASURE_AFTER_RATIO of their norm, and after weights are restored. Kept with
+ * checkpoints, so a resumed run measures exactly when the uninterrupted one would.
+ */
+export interface WeightNormCache {
+  value: number;
+  step: number;
+}
+const WEIGHT_NORM_EVERY = 10;
+const REMEASURE_AFTER_RATIO = 0.01;
 
 /** What operators' commands changed, kept with checkpoints so a resumed job keeps it. */
 export interface OperatorSettings {
@@ -158,6 +174,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
   const validationBatches = validation.examples > 0 ? validationTensors(validation) : [];
   let firstStep = 0;
   let lrScale = 1;
+  let weightNorm: WeightNormCache | null = null;
   /** Newest last; at most spec.checkpoint.keep. */
   const checkpoints: TrainingCheckpoint[] = [];
 
@@ -178,6 +195,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
       dropout: dropoutCounters(built.model),
       operator: { ...operator },
       guard: guard?.snapshot() ?? null,
+      weightNorm,
     },
   });
 
@@ -194,6 +212,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
     await optimizer.setWeights(values);
     tf.dispose(values.map((v) => v.tensor));
     writeOptimizerScalars(optimizer, checkpoint.state.optimizerScalars);
+    weightNorm = null;
   };
 
   /** The learning rate before faults and the watchdog: the schedule, or the operator's. */
@@ -224,6 +243,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
       sampler.restore(checkpoint.state.sampler);
       restoreDropoutCounters(built.model, checkpoint.state.dropout ?? {});
       lrScale = checkpoint.state.lrScale;
+      weightNorm = checkpoint.state.weightNorm ?? null;
       operator = { ...checkpoint.state.operator };
       // A policy switched by command before the checkpoint: its state only fits its own guard.
       if (operator.policy !== null && options.guard === undefined) guard = createGuard({ policy: operator.policy }, built.layerNames);
@@ -306,7 +326,9 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           emit({ step, kind: "faultInjected", severity: "info", message: `injected fault ${fault.kind} at step ${step}`, detail: { fault: fault.kind, ...fault } });
         }
         const batch = sampler.next(faults.inputFactor, faults.nanInputs);
-        const { measurement, grads } = measureGradients(context, batch, faults.gradFactor);
+        const knownWeightNorm = weightNorm !== null && step - weightNorm.step < WEIGHT_NORM_EVERY ? weightNorm.value : undefined;
+        const { measurement, grads } = measureGradients(context, batch, faults.gradFactor, knownWeightNorm);
+        if (knownWeightNorm === undefined) weightNorm = { value: measurement.weightNorm, step };
         tf.dispose([batch.x, batch.y]);
 
         const proposedLr = baseRate(step) * faults.lrFactor;
@@ -326,6 +348,8 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
         const lr = proposedLr * lrScale * decision.stepScale;
         applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
+        const appliedRatio = skip ? 0 : (lr * measurement.updateNorm) / measurement.weightNorm;
+        if (!(appliedRatio <= REMEASURE_AFTER_RATIO)) weightNorm = null;
         for (const event of decision.events) emit(event);
 
         if (decision.rollbackBefore !== null) {

@@ -49,9 +49,11 @@ export const LOSSES: Record<"softmaxCrossEntropy" | "meanSquaredError", LossFunc
 
 /**
  * Forward, backward and the norms. `gradFactor` scales the gradients before they are measured
- * (the gradScale fault). The caller owns the returned gradients: pass them to applyUpdate.
+ * (the gradScale fault). `knownWeightNorm` skips measuring the weights when the caller knows
+ * their norm (it changes by the update ratio per step, 1e-3 in healthy training). The caller
+ * owns the returned gradients: pass them to applyUpdate.
  */
-export function measureGradients(context: StepContext, batch: Batch, gradFactor = 1): MeasuredGradients {
+export function measureGradients(context: StepContext, batch: Batch, gradFactor = 1, knownWeightNorm?: number): MeasuredGradients {
   const variables = context.layerVariables.flat();
   const { value, grads: raw } = tf.variableGrads(
     () => context.loss(batch.y, context.model.apply(batch.x, { training: true }) as tf.Tensor),
@@ -69,7 +71,7 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     const sumOfSquares = (tensors: tf.Tensor[]) => (tensors.length === 0 ? tf.scalar(0) : tf.addN(tensors.map((t) => tf.sum(tf.mul(t, t)))));
     return tf.stack([
       value,
-      sumOfSquares(variables),
+      knownWeightNorm === undefined ? sumOfSquares(variables) : tf.scalar(0),
       updateDirectionSquaredNorm(context.optimizer, grads) ?? tf.scalar(-1),
       ...context.layerVariables.map((layer) => sumOfSquares(layer.map((variable) => grads[variable.name] as tf.Tensor))),
     ]);
@@ -93,7 +95,7 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
       loss,
       gradNorm,
       layerNorms,
-      weightNorm: Math.sqrt(values[1] as number),
+      weightNorm: knownWeightNorm ?? Math.sqrt(values[1] as number),
       updateNorm: updateSquared === -1 ? gradNorm : Math.sqrt(updateSquared),
       nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm),
     },

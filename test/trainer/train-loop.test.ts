@@ -35,6 +35,18 @@ describe("training loop", () => {
     }
   });
 
+  it("measures the weight norm every 10th step, and at once after an update that moved the weights by more than 1%", async () => {
+    const calm = await train({ steps: 30, optimizer: { type: "sgd", learningRate: 0.01 }, watchdog: { policy: "off" } });
+    const distinct = (rs: StepRecord[]) => rs.filter((r, i) => i === 0 || r.weightNorm !== rs[i - 1]?.weightNorm).map((r) => r.step);
+    expect(distinct(calm)).toEqual([0, 10, 20]);
+    expect(Math.abs((calm[10]?.weightNorm as number) / (calm[0]?.weightNorm as number) - 1)).toBeLessThan(0.01);
+    // SGD at 5: updates that move the weights by more than 1% of their norm.
+    const large = await train({ steps: 20, optimizer: { type: "sgd", learningRate: 5 }, watchdog: { policy: "off" } });
+    const afterLarge = large.slice(0, -1).filter((r) => r.updateRatio > 0.01).map((r) => r.step + 1);
+    expect(afterLarge.length).toBeGreaterThan(5);
+    expect(distinct(large)).toEqual(expect.arrayContaining(afterLarge));
+  });
+
   it("learns: the loss of the last steps is well below the first", async () => {
     const records = await train({ steps: 300, optimizer: { type: "adam", learningRate: 0.01 } });
     const mean = (rs: StepRecord[]) => rs.reduce((s, r) => s + r.loss, 0) / rs.length;
