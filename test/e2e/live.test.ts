@@ -9,7 +9,7 @@ import { api, type ServerProcess, startServer } from "../helpers/server-process.
 import { waitFor } from "../helpers/wait.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
-const STEPS = 4000;
+const STEPS = 9_000;
 
 let db: TestDatabase;
 let first: ServerProcess;

@@ -8,7 +8,7 @@ import { expectEveryStepOnce } from "../helpers/steps.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
-const longSpec = { ...demoSpec(), steps: 3000, checkpoint: { everySteps: 100 } };
+const longSpec = { ...demoSpec(), steps: 10_000, checkpoint: { everySteps: 100 } };
 
 /** SIGKILL, unless the process is already gone (a trainer exits by itself when its worker dies). */
 function killHard(pid: number) {
@@ -55,13 +55,13 @@ describe("recovery", () => {
     expect(job.attempts).toBe(2);
     // Re-queued with a back-off (GRADGUARD_RETRY_BACKOFF_MS), not at once.
     expect(job.runAfter).not.toBeNull();
-    await expectEveryStepOnce(db.query, jobId, 3000);
+    await expectEveryStepOnce(db.query, jobId, 10_000);
     const crashes = await db.prisma.event.findMany({ where: { jobId, kind: "trainerCrashed" } });
     expect(crashes).toHaveLength(1);
     expect(crashes[0]?.message).toContain("killed by SIGKILL");
 
     // With its attempts used up, the next crash fails the job.
-    const second = await submit(server, { ...longSpec, steps: 1000, name: "fails" });
+    const second = await submit(server, { ...longSpec, name: "fails" });
     const child = await server.waitForLog((l) => l.msg === "job process started" && l.jobId === second);
     await waitFor("steps", async () => ((await db.prisma.step.count({ where: { jobId: second } })) > 0 ? true : undefined));
     process.kill(child.pid as number, "SIGKILL");
@@ -91,7 +91,7 @@ describe("recovery", () => {
     await second.waitForLog((l) => l.msg === "took over a job whose worker stopped sending heartbeats" && l.jobId === jobId);
     await second.waitForLog((l) => l.msg === "training resumed from a checkpoint" && l.jobId === jobId);
     await waitForStatus(db, jobId, "succeeded");
-    await expectEveryStepOnce(db.query, jobId, 3000);
+    await expectEveryStepOnce(db.query, jobId, 10_000);
     expect(await db.prisma.event.count({ where: { jobId, kind: "leaseExpired" } })).toBe(1);
     process.kill(second.pid, "SIGTERM");
     await second.exited;

@@ -8,7 +8,7 @@ import { expectEveryStepOnce } from "../helpers/steps.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
-const STEPS = 1000;
+const STEPS = 10_000;
 const spec = { ...demoSpec(), steps: STEPS, checkpoint: { everySteps: 100 } };
 
 let db: TestDatabase;

@@ -15,7 +15,7 @@ const SHORT_JOBS_TIMEOUT_MS = 180_000;
 // sixth of it) are not missed on this 2-core machine.
 const LEASE_MS = "3000";
 const SHORT_STEPS = 60;
-const LONG_STEPS = 1500;
+const LONG_STEPS = 10_000;
 
 let db: TestDatabase;
 let servers: ServerProcess[];

@@ -9,7 +9,7 @@ import { expectEveryStepOnce, faultSpec, scenario, submit, waitForJob } from "./
 
 scenario("checkpoint writes failing mid-run");
 
-const STEPS = 1500;
+const STEPS = 10_000;
 
 describe("checkpoint writes fail", () => {
   it("training continues, each failure is an event, and every step is stored once", async () => {

@@ -13,7 +13,7 @@ import { expectEveryStepOnce, faultSpec, scenario, submit, waitForJob, waitForSt
 
 scenario("PostgreSQL stopped and restarted mid-run (embedded)");
 
-const STEPS = 1500;
+const STEPS = 10_000;
 const dataDir = await mkdtemp(path.join(tmpdir(), "gradguard-fault-pg-"));
 const clusterDir = path.join(dataDir, "postgres");
 let restarted: ChildProcess | undefined;

@@ -10,7 +10,7 @@ import { expectEveryStepOnce, faultSpec, scenario, submit, waitForJob } from "./
 
 scenario("server killed and restarted with a live client subscribed");
 
-const STEPS = 1000;
+const STEPS = 10_000;
 
 describe("the server restarts mid-run", () => {
   it("a subscribed client resumes from its last step + 1 and gets every step once", async () => {
