@@ -7,6 +7,7 @@ import { type AlertsConfig, loadConfig } from "../../common/config.ts";
 import type { PrismaClient } from "../../prisma/client.ts";
 import { insertSteps } from "../../trainer/step-writer.ts";
 import type { TrainingEvent } from "../../trainer/train-loop.ts";
+import { stepRecord } from "../helpers/steps.ts";
 
 /** Alert settings for tests: private receivers allowed, retries after at most 50 ms. */
 export function testAlertSettings(overrides: Partial<AlertsConfig> = {}): AlertsConfig {
@@ -74,20 +75,8 @@ export async function startReceiver(): Promise<Receiver> {
 
 /** Step rows as the trainer writes them (through its writer), numbered from `from`. */
 export async function writeSteps(prisma: PrismaClient, jobId: string, from: number, count: number, values: { loss?: number; gradNorm?: number; lr?: number } = {}): Promise<void> {
-  const rows = Array.from({ length: count }, (_, i) => ({
-    step: from + i,
-    loss: values.loss ?? 0.5,
-    gradNorm: values.gradNorm ?? 1.5,
-    layerNorms: [1, 1],
-    weightNorm: 10,
-    updateRatio: 0.01,
-    gradNormAfter: values.gradNorm ?? 1.5,
-    clipCoef: 1,
-    action: "none" as const,
-    lr: values.lr ?? 0.1,
-    nonFinite: false,
-    stepMs: 2,
-    valLoss: null,
-  }));
+  const rows = Array.from({ length: count }, (_, i) =>
+    stepRecord(from + i, { loss: values.loss ?? 0.5, gradNorm: values.gradNorm ?? 1.5, gradNormAfter: values.gradNorm ?? 1.5, layerNorms: [1, 1], lr: values.lr ?? 0.1 }),
+  );
   await insertSteps(prisma, jobId, rows);
 }

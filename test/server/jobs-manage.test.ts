@@ -7,6 +7,7 @@ import type { StepRecord } from "../../trainer/train-loop.ts";
 import { claimNextJob, retryBackoff } from "../../trainer/worker.ts";
 import { createTestApp, type TestApp } from "../helpers/app.ts";
 import type { TestDatabase } from "../helpers/database.ts";
+import { expectProblem } from "../helpers/problem.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
 let app: TestApp;
@@ -14,12 +15,6 @@ let db: TestDatabase;
 beforeAll(async () => {
   ({ app, db } = await createTestApp());
 });
-
-function expectProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number) {
-  expect(response.statusCode).toBe(status);
-  expect(response.headers["content-type"]).toMatch(/^application\/problem\+json/);
-  return response.json() as { detail: string; errors?: { in: string; field: string }[] };
-}
 
 async function submit(patch: Record<string, unknown> = {}): Promise<{ id: string; priority: number; name: string }> {
   const response = await app.inject({ method: "POST", url: "/api/v1/jobs", payload: { ...demoSpec(), ...patch } });

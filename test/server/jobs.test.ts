@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { insertSteps } from "../../trainer/step-writer.ts";
 import { createTestApp, type TestApp } from "../helpers/app.ts";
 import type { TestDatabase } from "../helpers/database.ts";
+import { expectProblem } from "../helpers/problem.ts";
 import { demoSpec } from "../trainer/fixtures.ts";
 
 let app: TestApp;
@@ -10,14 +11,6 @@ let db: TestDatabase;
 beforeAll(async () => {
   ({ app, db } = await createTestApp());
 });
-
-function expectProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number) {
-  expect(response.statusCode).toBe(status);
-  expect(response.headers["content-type"]).toMatch(/^application\/problem\+json/);
-  const body = response.json() as { type: string; title: string; status: number; detail: string; errors?: { in: string; field: string; message: string }[] };
-  expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
-  return body;
-}
 
 describe("POST /api/v1/jobs", () => {
   it("queues a valid spec, stores it with its defaults and answers 201 with a location", async () => {

@@ -16,6 +16,7 @@ import type { StepRecord, TrainingEvent } from "../../trainer/train-loop.ts";
 import { TEST_ADMIN_TOKEN, TEST_CONFIG } from "../helpers/app.ts";
 import { createTestDatabase, silentLog, type TestDatabase } from "../helpers/database.ts";
 import { connectLive, handshakeError, type LiveClient, LiveCollector } from "../helpers/live-client.ts";
+import { stepRecord } from "../helpers/steps.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 let db: TestDatabase;
@@ -47,21 +48,7 @@ afterAll(async () => {
 });
 
 function record(step: number, layers = 2): StepRecord {
-  return {
-    step,
-    loss: 2 + Math.sin(step / 40),
-    gradNorm: 1 + (step % 10) / 100,
-    layerNorms: Array.from({ length: layers }, (_, i) => 0.5 + ((step + i) % 7) / 100),
-    weightNorm: 10,
-    updateRatio: 0.01,
-    gradNormAfter: 1,
-    clipCoef: 1,
-    action: "none",
-    lr: 0.1,
-    nonFinite: false,
-    stepMs: 2,
-    valLoss: null,
-  };
+  return stepRecord(step, { layerNorms: Array.from({ length: layers }, (_, i) => 0.5 + ((step + i) % 7) / 100) });
 }
 
 async function newJob(): Promise<string> {

@@ -6,6 +6,8 @@ import { bucketSql, parseFields, planBuckets } from "../../server/steps-query.ts
 import { insertSteps } from "../../trainer/step-writer.ts";
 import type { StepRecord } from "../../trainer/train-loop.ts";
 import { createTestApp } from "../helpers/app.ts";
+import { expectProblem } from "../helpers/problem.ts";
+import { stepRecord } from "../helpers/steps.ts";
 import type { TestDatabase } from "../helpers/database.ts";
 
 type App = Awaited<ReturnType<typeof createTestApp>>["app"];
@@ -28,22 +30,7 @@ beforeAll(async () => {
 });
 
 function record(step: number, patch: Partial<StepRecord> = {}): StepRecord {
-  return {
-    step,
-    loss: 2 + Math.sin(step / 40),
-    gradNorm: 1 + (step % 10) / 100,
-    layerNorms: [0.5 + (step % 7) / 100, 0.3, 0.2],
-    weightNorm: 10,
-    updateRatio: 0.01,
-    gradNormAfter: 1,
-    clipCoef: 1,
-    action: "none",
-    lr: 0.1,
-    nonFinite: false,
-    stepMs: 2,
-    valLoss: step % 100 === 99 ? 1.5 : null,
-    ...patch,
-  };
+  return stepRecord(step, { valLoss: step % 100 === 99 ? 1.5 : null, ...patch });
 }
 
 /** A job with steps `from`…`to`, written in batches of 256 as the trainer writes them. */
@@ -63,10 +50,8 @@ async function getSteps(jobId: string, query: string): Promise<Steps> {
   return response.json() as Steps;
 }
 
-function expectProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, field: string) {
-  expect(response.statusCode).toBe(400);
-  expect(response.headers["content-type"]).toMatch(/^application\/problem\+json/);
-  const body = response.json() as { detail: string; errors?: { in: string; field: string; message: string }[] };
+function expectFieldProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, field: string) {
+  const body = expectProblem(response, 400);
   expect(body.errors?.map((e) => e.field)).toContain(field);
   expect(body.detail).toContain(field);
   return body;
@@ -211,16 +196,16 @@ describe("downsampling", () => {
   });
 
   it("answers 400 problem+json naming the parameter for bad ones", async () => {
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?maxPoints=0` }), "/maxPoints");
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?maxPoints=100001` }), "/maxPoints");
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?maxPoints=many` }), "/maxPoints");
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?from=10&to=5` }), "/to");
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?to=-1` }), "/to");
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?to=3000000000` }), "/to");
-    const unknown = expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?fields=loss,bogus` }), "/fields");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?maxPoints=0` }), "/maxPoints");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?maxPoints=100001` }), "/maxPoints");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?maxPoints=many` }), "/maxPoints");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?from=10&to=5` }), "/to");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?to=-1` }), "/to");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?to=3000000000` }), "/to");
+    const unknown = expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?fields=loss,bogus` }), "/fields");
     expect(unknown.errors?.[0]?.message).toContain('"bogus" is not a field');
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?fields=` }), "/fields");
-    expectProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?fields=loss,,lr` }), "/fields");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?fields=` }), "/fields");
+    expectFieldProblem(await app.inject({ url: `/api/v1/jobs/${jobId}/steps?fields=loss,,lr` }), "/fields");
   });
 });
 
