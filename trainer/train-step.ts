@@ -64,16 +64,17 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     grads = tf.tidy(() => Object.fromEntries(Object.entries(raw).map(([name, grad]) => [name, tf.mul(grad, gradFactor)])));
     tf.dispose(Object.values(raw));
   }
-  // Loss, the squared weight and update norms and each layer's squared gradient norm, stacked:
-  // one read.
+  // Loss, the squared weight and update norms and each variable's squared gradient norm,
+  // stacked: one read. Variables are summed into layers on the host, which saves a kernel per
+  // layer (on wasm each costs about as much as summing a small tensor).
   const readout = tf.tidy(() => {
     // x·x rather than square(x): the same float32 values, and on wasm about 35% faster.
-    const sumOfSquares = (tensors: tf.Tensor[]) => (tensors.length === 0 ? tf.scalar(0) : tf.addN(tensors.map((t) => tf.sum(tf.mul(t, t)))));
+    const squares = (t: tf.Tensor) => tf.sum(tf.mul(t, t));
     return tf.stack([
       value,
-      knownWeightNorm === undefined ? sumOfSquares(variables) : tf.scalar(0),
+      knownWeightNorm === undefined && variables.length > 0 ? tf.addN(variables.map(squares)) : tf.scalar(0),
       updateDirectionSquaredNorm(context.optimizer, grads) ?? tf.scalar(-1),
-      ...context.layerVariables.map((layer) => sumOfSquares(layer.map((variable) => grads[variable.name] as tf.Tensor))),
+      ...variables.map((variable) => squares(grads[variable.name] as tf.Tensor)),
     ]);
   });
   const values = readout.dataSync();
@@ -82,8 +83,10 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
   const loss = values[0] as number;
   let sumOfSquares = 0;
   const layerNorms: number[] = [];
-  for (let i = 3; i < values.length; i++) {
-    const squared = values[i] as number;
+  let next = 3;
+  for (const layer of context.layerVariables) {
+    let squared = 0;
+    for (let i = 0; i < layer.length; i++) squared += values[next++] as number;
     sumOfSquares += squared;
     layerNorms.push(Math.sqrt(squared));
   }
