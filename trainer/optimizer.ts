@@ -2,6 +2,7 @@
 // parameters and defaults) and its learning-rate schedule, and the tfjs optimizers built from it.
 import * as tf from "@tensorflow/tfjs-core";
 import Type, { type Static } from "typebox";
+import { sumOfSquares } from "./sum-of-squares.ts";
 
 const LearningRate = Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: "Base learning rate" });
 
@@ -229,7 +230,7 @@ export function updateDirectionSquaredNorm(optimizer: tf.Optimizer, grads: tf.Na
         default:
           throw new Error(`no update norm for the ${kind} optimizer`);
       }
-      return tf.sum(tf.mul(direction, direction));
+      return sumOfSquares(direction);
     });
     return squares.length === 0 ? tf.scalar(0) : (tf.addN(squares) as tf.Scalar);
   });

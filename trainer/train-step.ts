@@ -4,6 +4,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { setLearningRate, updateDirectionSquaredNorm } from "./optimizer.ts";
+import { sumOfSquares } from "./sum-of-squares.ts";
 
 export type LossFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
 
@@ -67,30 +68,28 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
   // Loss, the squared weight and update norms and each variable's squared gradient norm,
   // stacked: one read. Variables are summed into layers on the host, which saves a kernel per
   // layer (on wasm each costs about as much as summing a small tensor).
-  const readout = tf.tidy(() => {
-    // x·x rather than square(x): the same float32 values, and on wasm about 35% faster.
-    const squares = (t: tf.Tensor) => tf.sum(tf.mul(t, t));
-    return tf.stack([
+  const readout = tf.tidy(() =>
+    tf.stack([
       value,
-      knownWeightNorm === undefined && variables.length > 0 ? tf.addN(variables.map(squares)) : tf.scalar(0),
+      knownWeightNorm === undefined && variables.length > 0 ? tf.addN(variables.map(sumOfSquares)) : tf.scalar(0),
       updateDirectionSquaredNorm(context.optimizer, grads) ?? tf.scalar(-1),
-      ...variables.map((variable) => squares(grads[variable.name] as tf.Tensor)),
-    ]);
-  });
+      ...variables.map((variable) => sumOfSquares(grads[variable.name] as tf.Tensor)),
+    ]),
+  );
   const values = readout.dataSync();
   tf.dispose([readout, value]);
 
   const loss = values[0] as number;
-  let sumOfSquares = 0;
+  let gradSquared = 0;
   const layerNorms: number[] = [];
   let next = 3;
   for (const layer of context.layerVariables) {
     let squared = 0;
     for (let i = 0; i < layer.length; i++) squared += values[next++] as number;
-    sumOfSquares += squared;
+    gradSquared += squared;
     layerNorms.push(Math.sqrt(squared));
   }
-  const gradNorm = Math.sqrt(sumOfSquares);
+  const gradNorm = Math.sqrt(gradSquared);
   // -1 marks SGD, whose update direction is the gradient.
   const updateSquared = values[2] as number;
   return {

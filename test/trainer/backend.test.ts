@@ -1,8 +1,11 @@
 // The wasm backend's matMul with transposed operands goes through trainer/backend.ts's
 // transpose-first kernel (a dense layer's backward pass): it must give what the cpu backend gives.
+// Its Σx² goes through trainer/sum-of-squares.ts's SIMD kernel: it must give Σx² in float64 to
+// float32 precision, whatever the length (4-lane part and tail), and keep NaN and ∞.
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { resolveBackend } from "../../trainer/backend.ts";
+import { sumOfSquares } from "../../trainer/sum-of-squares.ts";
 import { silentLog } from "../helpers/database.ts";
 
 /** Deterministic values, so a wrong element order shows. */
@@ -42,6 +45,41 @@ describe("wasm backend setup", () => {
       expect(wasm.length).toBe(cpu.length);
       for (const [i, value] of wasm.entries()) expect(value).toBeCloseTo(cpu[i] as number, 5);
     }
+    await tf.setBackend("wasm");
+  });
+
+  it("sums squares with its own kernel as float64 would, to float32 precision, and keeps NaN and ∞", async () => {
+    expect(await resolveBackend("wasm", silentLog)).toBe("wasm");
+    expect(tf.getKernel("GradguardSumOfSquares", "wasm")).toBeDefined();
+    for (const size of [0, 1, 3, 4, 5, 8, 17, 1000, 200_704]) {
+      const data = values(size, size);
+      let exact = 0;
+      for (const v of data) exact += v * v;
+      const x = tf.tensor(data, [size]);
+      // A reshape shares its data: the kernel must read it by the tensor's data id.
+      for (const input of [x, tf.reshape(x, size % 2 === 0 && size > 0 ? [2, size / 2] : [size])]) {
+        const sum = sumOfSquares(input);
+        const [value] = await sum.data();
+        expect(Math.abs((value as number) - exact)).toBeLessThanOrEqual(Math.max(exact * 1e-5, 1e-30));
+        sum.dispose();
+      }
+      x.dispose();
+    }
+    for (const [bad, expected] of [
+      [Number.NaN, Number.NaN],
+      [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
+      [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY],
+    ] as const) {
+      for (const at of [2, 9]) {
+        const data = values(10, 1);
+        data[at] = bad; // in the 4-lane part, then in the tail
+        const sum = sumOfSquares(tf.tensor(data));
+        expect((await sum.data())[0]).toBe(expected);
+        sum.dispose();
+      }
+    }
+    const cpuSum = await onBackend("cpu", () => sumOfSquares(tf.tensor([3, 4])));
+    expect(cpuSum[0]).toBe(25);
     await tf.setBackend("wasm");
   });
 });
