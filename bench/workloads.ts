@@ -8,7 +8,12 @@ import { makeOptimizer } from "../trainer/optimizer.ts";
 import { type JobSpec, parseJobSpec } from "../trainer/spec.ts";
 import { applyUpdate, LOSSES, measureGradients, type StepContext } from "../trainer/train-step.ts";
 
-export const MLP = {
+export interface Workload {
+  name: string;
+  spec: Record<string, unknown>;
+}
+
+export const MLP: Workload = {
   name: "MLP 784-256-256-10, batch 128",
   spec: {
     model: { layers: [{ type: "dense", units: 256, activation: "relu", inputShape: [784] }, { type: "dense", units: 256, activation: "relu" }, { type: "dense", units: 10 }] },
@@ -18,7 +23,7 @@ export const MLP = {
   },
 };
 
-export const SIMPLE_RNN = {
+export const SIMPLE_RNN: Workload = {
   name: "SimpleRNN 64 on adding (T=50), batch 64",
   spec: {
     model: { layers: [{ type: "simpleRNN", units: 64, inputShape: [50, 2] }, { type: "dense", units: 1 }] },
@@ -28,9 +33,9 @@ export const SIMPLE_RNN = {
   },
 };
 
-/** SGD at 0.01, the optimizer PyTorch's reference (bench/pytorch_mlp.py) uses too. */
-export function workloadSpec(workload: { name: string; spec: Record<string, unknown> }): JobSpec {
-  return parseJobSpec({ name: workload.name, optimizer: { type: "sgd", learningRate: 0.01 }, steps: 1, seed: 1, validation: { fraction: 0 }, ...workload.spec }, { maxSteps: 10 });
+/** SGD at 0.01, the optimizer PyTorch's reference (bench/pytorch_mlp.py) uses too; the default watchdog. */
+export function workloadSpec(workload: Workload, steps = 1): JobSpec {
+  return parseJobSpec({ name: workload.name, optimizer: { type: "sgd", learningRate: 0.01 }, steps, seed: 1, validation: { fraction: 0 }, ...workload.spec }, { maxSteps: steps });
 }
 
 /** One batch of the workload's data and its model, with the step run bare and measured. */
