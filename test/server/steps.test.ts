@@ -283,6 +283,31 @@ describe("rows that come and go", () => {
     expect(await db.query(`SELECT count(*)::int AS n FROM "StepRollup" WHERE "jobId" = $1 AND "size" = 16`, [jobId])).toEqual([{ n: 38 }]);
   });
 
+  it("merges appended rows, in batches of any size, into the summaries a full refresh computes", async () => {
+    const job = await db.prisma.job.create({ data: { name: "append", spec: {}, layerNames: ["a", "b", "c"] } });
+    const patch = (step: number): Partial<StepRecord> => ({
+      loss: step % 97 === 5 ? Number.NaN : 2 + Math.sin(step / 7),
+      gradNorm: step % 131 === 7 ? Number.POSITIVE_INFINITY : 1 + ((step * 37) % 101) / 50,
+      layerNorms: [step % 89 === 3 ? Number.NaN : (step * 13) % 17, 0.3 + (step % 5), step % 61 === 0 ? Number.NEGATIVE_INFINITY : 0.2],
+      nonFinite: step % 97 === 5 || step % 131 === 7,
+      action: (["none", "clip", "lowerLr", "skip"] as const)[step % 23 === 0 ? 1 + (step % 3) : 0],
+      valLoss: step % 50 === 49 ? step / 1000 : null,
+      clipCoef: step % 23 === 0 ? 0.5 : 1,
+    });
+    let next = 0;
+    for (const size of [1, 37, 100, 5, 250, 3, 16, 64, 700]) {
+      await insertSteps(db.prisma, job.id, Array.from({ length: size }, (_, i) => record(next + i, patch(next + i))));
+      next += size;
+    }
+    // A retried batch whose rows are already there changes nothing, whatever it carries.
+    await insertSteps(db.prisma, job.id, Array.from({ length: 50 }, (_, i) => record(100 + i, { gradNorm: 1e9, layerNorms: [1e9, 1e9, 1e9] })));
+    const rollup = () => db.query(`SELECT * FROM "StepRollup" WHERE "jobId" = $1 ORDER BY "size", "block"`, [job.id]);
+    const appended = await rollup();
+    expect(appended.length).toBe(Math.ceil(next / 16) + Math.ceil(next / 64) + Math.ceil(next / 256));
+    await db.query(`SELECT step_rollup_refresh(array_agg("jobId"), array_agg(block)) FROM (SELECT DISTINCT "jobId", step / 16 AS block FROM "Step" WHERE "jobId" = $1) t`, [job.id]);
+    expect(appended).toEqual(await rollup());
+  });
+
   it("counts rows, not the span, when steps have gaps; buckets without rows are left out", async () => {
     const jobId = await jobWithSteps(9);
     await insertSteps(db.prisma, jobId, Array.from({ length: 10 }, (_, i) => record(1000 + i)));
