@@ -6,7 +6,8 @@
 // 2. The watchdog and the writer: the training loop itself (trainer/train-loop.ts) with the
 //    spec's watchdog deciding every step and every step row pushed to a StepWriter on a real
 //    database (stored before the clock stops), against the same loop with neither.
-// Each pair alternates, so drift on a noisy machine hits both sides alike; medians are compared.
+// Each pair takes turns (A B, B A, …), so drift on a noisy machine hits both sides alike, and each
+// ratio is the median of the pairs' ratios.
 import { pino } from "pino";
 import { createPrismaClient } from "../prisma/client.ts";
 import { migrate } from "../prisma/migrate.ts";
@@ -17,7 +18,7 @@ import { benchDatabase } from "./database.ts";
 import { writeResults } from "./results.ts";
 import { MLP, median, msPerStep, SIMPLE_RNN, setupSteps, type Workload, workloadSpec } from "./workloads.ts";
 
-const REPEATS = Number(process.argv[2] ?? 7);
+const REPEATS = Number(process.argv[2] ?? 11);
 const STEPS_PER_REPEAT = Number(process.argv[3] ?? 30);
 const TARGET = 1.03;
 
@@ -27,7 +28,11 @@ const database = await benchDatabase("trainer");
 await migrate(database.url, { log });
 const prisma = createPrismaClient(database.url);
 
-/** Mean ms per step of the training loop over `steps` steps, guarded and written, or neither. */
+/**
+ * Mean ms per step of the training loop over `steps` steps, guarded and written, or neither.
+ * The clock stops when the loop returns: the writer's flushes during the run are counted (they
+ * run between steps, as in a job), the wait for its last one is not (a job never waits for it).
+ */
 async function loopMsPerStep(workload: Workload, steps: number, monitored: boolean): Promise<number> {
   const spec = workloadSpec(workload, steps);
   const training = prepareTraining(spec, monitored ? {} : { guard: null });
@@ -35,11 +40,30 @@ async function loopMsPerStep(workload: Workload, steps: number, monitored: boole
   const writer = monitored ? new StepWriter(prisma, job.id, log) : null;
   const started = performance.now();
   await training.run(writer ? { onStep: (record) => writer.push(record), onEvent: (event) => writer.pushEvent(event) } : {});
-  await writer?.close();
   const elapsed = performance.now() - started;
+  await writer?.close();
   training.dispose();
   return elapsed / steps;
 }
+
+/** `a` and `b` timed `pairs` times each, in turns A B, B A, A B…, so a steady drift in load hits both alike. */
+async function alternate(pairs: number, a: () => number | Promise<number>, b: () => number | Promise<number>): Promise<[number[], number[]]> {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) {
+      as.push(await a());
+      bs.push(await b());
+    } else {
+      bs.push(await b());
+      as.push(await a());
+    }
+  }
+  return [as, bs];
+}
+
+/** The median of the ratios of the pairs: steadier than a ratio of medians when the load drifts. */
+const pairedRatio = (times: number[], baseline: number[]) => median(times.map((t, i) => t / (baseline[i] as number)));
 
 const rows = [];
 try {
@@ -47,24 +71,17 @@ try {
     const { bare, measured, dispose } = setupSteps(workloadSpec(workload));
     msPerStep(bare, STEPS_PER_REPEAT); // warm-up: kernels compiled, memory allocated
     msPerStep(measured, STEPS_PER_REPEAT);
-    const bareTimes: number[] = [];
-    const measuredTimes: number[] = [];
-    for (let r = 0; r < REPEATS; r++) {
-      bareTimes.push(msPerStep(bare, STEPS_PER_REPEAT));
-      measuredTimes.push(msPerStep(measured, STEPS_PER_REPEAT));
-    }
+    const [bareTimes, measuredTimes] = await alternate(REPEATS, () => msPerStep(bare, STEPS_PER_REPEAT), () => msPerStep(measured, STEPS_PER_REPEAT));
     dispose();
-    // The loop runs long enough for its fixed costs (the first rollback checkpoint, the writer's last flush) to be a small share.
-    const loopSteps = STEPS_PER_REPEAT * 5;
-    await loopMsPerStep(workload, loopSteps, true);
-    const plainLoopTimes: number[] = [];
-    const monitoredLoopTimes: number[] = [];
-    for (let r = 0; r < REPEATS; r++) {
-      plainLoopTimes.push(await loopMsPerStep(workload, loopSteps, false));
-      monitoredLoopTimes.push(await loopMsPerStep(workload, loopSteps, true));
-    }
-    const normsRatio = median(measuredTimes) / median(bareTimes);
-    const watchdogWriterRatio = median(monitoredLoopTimes) / median(plainLoopTimes);
+    // Short loops, many turns: each loop builds its model untimed, so only the steps are compared.
+    await loopMsPerStep(workload, STEPS_PER_REPEAT, true);
+    const [plainLoopTimes, monitoredLoopTimes] = await alternate(
+      REPEATS * 3,
+      () => loopMsPerStep(workload, STEPS_PER_REPEAT, false),
+      () => loopMsPerStep(workload, STEPS_PER_REPEAT, true),
+    );
+    const normsRatio = pairedRatio(measuredTimes, bareTimes);
+    const watchdogWriterRatio = pairedRatio(monitoredLoopTimes, plainLoopTimes);
     const ratio = normsRatio * watchdogWriterRatio;
     rows.push({
       workload: workload.name,

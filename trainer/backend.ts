@@ -7,7 +7,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import type { BackendName } from "../common/config.ts";
 import type { Logger } from "../common/logger.ts";
-import { registerWasmSumOfSquares } from "./sum-of-squares.ts";
+import { registerWasmSumsOfSquares } from "./sum-of-squares.ts";
 
 /**
  * Kernels tfjs-backend-wasm 4.22 lacks (conv filter and embedding gradients) or gets wrong
@@ -82,7 +82,7 @@ function transposeOperandsFirst(backendName: string, kernelNames: string[]): voi
 }
 transposeOperandsFirst("wasm", ["BatchMatMul", "_FusedMatMul"]);
 
-registerWasmSumOfSquares();
+registerWasmSumsOfSquares();
 
 interface Candidate {
   name: BackendName;

@@ -2,7 +2,7 @@
 // parameters and defaults) and its learning-rate schedule, and the tfjs optimizers built from it.
 import * as tf from "@tensorflow/tfjs-core";
 import Type, { type Static } from "typebox";
-import { sumOfSquares } from "./sum-of-squares.ts";
+import { sumsOfSquares } from "./sum-of-squares.ts";
 
 const LearningRate = Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: "Base learning rate" });
 
@@ -179,8 +179,8 @@ interface OptimizerSlots {
 }
 
 /**
- * The squared L2 norm of the update `optimizer` would make from `grads`, per unit of learning
- * rate (‖Δw‖²/lr²), as a scalar on the device; null for SGD, whose update is lr·g. It repeats
+ * The squared L2 norm of the update `optimizer` would make to each variable of `grads`, per unit
+ * of learning rate (‖Δw‖²/lr²), in `grads` order, on the device; null for SGD, whose update is lr·g. It repeats
  * the arithmetic of tfjs 4's applyGradients on the optimizer's slots (matched to `grads` by
  * position, as applyGradients matches them) without changing them. Before the first update
  * the slots do not exist yet and count as their initial values.
@@ -189,13 +189,13 @@ interface OptimizerSlots {
  * whatever ‖g‖ is, so lr·‖g‖/‖w‖ says nothing about the step they take, and clipping the
  * gradient does not shrink it. The watchdog's trust region judges this update instead.
  */
-export function updateDirectionSquaredNorm(optimizer: tf.Optimizer, grads: tf.NamedTensorMap): tf.Scalar | null {
+export function updateDirectionSquares(optimizer: tf.Optimizer, grads: tf.NamedTensorMap): tf.Tensor1D | null {
   const kind = optimizer.getClassName();
   if (kind === "SGD") return null;
   const o = optimizer as unknown as OptimizerSlots;
   const slot = (slots: Slot[] | undefined, i: number, initial: (g: tf.Tensor) => tf.Tensor, g: tf.Tensor) => slots?.[i]?.variable ?? initial(g);
   return tf.tidy(() => {
-    const squares = Object.values(grads).map((g, i) => {
+    const directions = Object.values(grads).map((g, i) => {
       let direction: tf.Tensor;
       switch (kind) {
         case "Momentum": {
@@ -230,8 +230,8 @@ export function updateDirectionSquaredNorm(optimizer: tf.Optimizer, grads: tf.Na
         default:
           throw new Error(`no update norm for the ${kind} optimizer`);
       }
-      return sumOfSquares(direction);
+      return direction;
     });
-    return squares.length === 0 ? tf.scalar(0) : (tf.addN(squares) as tf.Scalar);
+    return sumsOfSquares(directions);
   });
 }

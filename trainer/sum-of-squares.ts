@@ -1,18 +1,20 @@
-// Σx² of a tensor: the one reduction every norm the trainer reports is made of. Everywhere it is
-// sum(x·x); on the wasm backend it is one pass of a small SIMD loop over the tensor where it
-// lies in the backend's memory. tfjs-wasm has no fused kernel for it: x·x writes a full-size
-// tensor that a second kernel reads back, which on the reference MLP cost 4.7% of the step
-// (measured) — more than the 3% all of gradguard's monitoring may cost.
+// Σx² of each of a list of tensors: the one reduction every norm the trainer reports is made
+// of. Everywhere it is sum(x·x) per tensor; on the wasm backend it is ONE kernel that runs a
+// small SIMD loop over each tensor where it lies in the backend's memory. tfjs-wasm has no fused
+// kernel for it: x·x writes a full-size tensor that a second kernel reads back, which on the
+// reference MLP cost 4.7% of the step (measured) — more than the 3% all of gradguard's
+// monitoring may cost — and each kernel call costs a dispatch on top.
 import * as tf from "@tensorflow/tfjs-core";
 
-const KERNEL = "GradguardSumOfSquares";
+const KERNEL = "GradguardSumsOfSquares";
 
-/** Σx² of `x`, a float32 scalar, computed where `x` lies. */
-export function sumOfSquares(x: tf.Tensor): tf.Scalar {
-  if (x.dtype === "float32" && tf.getKernel(KERNEL, tf.getBackend())) {
-    return tf.engine().runKernel(KERNEL, { x }) as tf.Scalar;
+/** [Σx² of xs[0], Σx² of xs[1], …], float32, computed where the tensors lie. */
+export function sumsOfSquares(xs: tf.Tensor[]): tf.Tensor1D {
+  if (xs.length === 0) return tf.zeros([0]);
+  if (xs.every((x) => x.dtype === "float32") && tf.getKernel(KERNEL, tf.getBackend())) {
+    return tf.engine().runKernel(KERNEL, Object.fromEntries(xs.map((x, i) => [`x${i}`, x]))) as tf.Tensor1D;
   }
-  return tf.sum(tf.mul(x, x));
+  return tf.tidy(() => tf.stack(xs.map((x) => tf.sum(tf.mul(x, x))))) as tf.Tensor1D;
 }
 
 // ---- the wasm kernel ----------------------------------------------------------------------
@@ -95,7 +97,7 @@ interface WasmBackend extends tf.KernelBackend {
  * first use (the backend has to be initialised for its memory to exist). Without WebAssembly
  * SIMD the kernel stays unregistered and sum(x·x) is used.
  */
-export function registerWasmSumOfSquares(): void {
+export function registerWasmSumsOfSquares(): void {
   if (!WebAssembly.validate(MODULE_BYTES)) return;
   const module = new WebAssembly.Module(MODULE_BYTES);
   // One instance per backend memory (a re-created backend has a new one).
@@ -113,10 +115,13 @@ export function registerWasmSumOfSquares(): void {
     backendName: "wasm",
     kernelFunc: ({ inputs, backend }) => {
       const wasm = backend as WasmBackend;
-      const x = inputs.x as tf.TensorInfo;
+      const xs = Object.values(inputs) as tf.TensorInfo[];
       const compute = instanceFor(wasm.wasm.asm.memory);
-      const result = wasm.makeOutput([], "float32");
-      wasm.typedArrayFromHeap(result)[0] = compute(wasm.dataIdMap.get(x.dataId).memoryOffset, tf.util.sizeFromShape(x.shape));
+      const result = wasm.makeOutput([xs.length], "float32");
+      const sums = wasm.typedArrayFromHeap(result); // after makeOutput, which may grow the memory
+      xs.forEach((x, i) => {
+        sums[i] = compute(wasm.dataIdMap.get(x.dataId).memoryOffset, tf.util.sizeFromShape(x.shape));
+      });
       return result;
     },
   });

@@ -3,8 +3,8 @@
 // (clip, skip, learning rate). Nothing here knows about databases, sockets or jobs.
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { setLearningRate, updateDirectionSquaredNorm } from "./optimizer.ts";
-import { sumOfSquares } from "./sum-of-squares.ts";
+import { setLearningRate, updateDirectionSquares } from "./optimizer.ts";
+import { sumsOfSquares } from "./sum-of-squares.ts";
 
 export type LossFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
 
@@ -65,24 +65,28 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     grads = tf.tidy(() => Object.fromEntries(Object.entries(raw).map(([name, grad]) => [name, tf.mul(grad, gradFactor)])));
     tf.dispose(Object.values(raw));
   }
-  // Loss, the squared weight and update norms and each variable's squared gradient norm,
-  // stacked: one read. Variables are summed into layers on the host, which saves a kernel per
-  // layer (on wasm each costs about as much as summing a small tensor).
-  const readout = tf.tidy(() =>
-    tf.stack([
-      value,
-      knownWeightNorm === undefined && variables.length > 0 ? tf.addN(variables.map(sumOfSquares)) : tf.scalar(0),
-      updateDirectionSquaredNorm(context.optimizer, grads) ?? tf.scalar(-1),
-      ...variables.map((variable) => sumOfSquares(grads[variable.name] as tf.Tensor)),
-    ]),
-  );
-  const values = readout.dataSync();
+  // The loss, then per variable its squared gradient norm, its squared weight norm (when
+  // measured) and its squared update norm (not for SGD): one tensor, one read. Summing into
+  // layers and totals on the host saves a kernel each (on wasm one costs about as much as
+  // summing a small tensor), and parts that are absent take no placeholder tensor.
+  const measureWeights = knownWeightNorm === undefined;
+  let hasUpdate = false;
+  const readout = tf.tidy(() => {
+    const update = updateDirectionSquares(context.optimizer, grads);
+    hasUpdate = update !== null;
+    const parts = [tf.reshape(value, [1]), sumsOfSquares(variables.map((variable) => grads[variable.name] as tf.Tensor))];
+    if (measureWeights) parts.push(sumsOfSquares(variables));
+    if (update) parts.push(update);
+    return tf.concat(parts);
+  });
+  const values = readout.dataSync() as Float32Array;
   tf.dispose([readout, value]);
 
   const loss = values[0] as number;
+  const sumOf = (from: number) => values.subarray(from, from + variables.length).reduce((sum, v) => sum + v, 0);
   let gradSquared = 0;
   const layerNorms: number[] = [];
-  let next = 3;
+  let next = 1;
   for (const layer of context.layerVariables) {
     let squared = 0;
     for (let i = 0; i < layer.length; i++) squared += values[next++] as number;
@@ -90,15 +94,15 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     layerNorms.push(Math.sqrt(squared));
   }
   const gradNorm = Math.sqrt(gradSquared);
-  // -1 marks SGD, whose update direction is the gradient.
-  const updateSquared = values[2] as number;
+  const weightNorm = knownWeightNorm ?? Math.sqrt(sumOf(1 + variables.length));
+  const updateNorm = hasUpdate ? Math.sqrt(sumOf(1 + variables.length * (measureWeights ? 2 : 1))) : gradNorm;
   return {
     measurement: {
       loss,
       gradNorm,
       layerNorms,
-      weightNorm: knownWeightNorm ?? Math.sqrt(values[1] as number),
-      updateNorm: updateSquared === -1 ? gradNorm : Math.sqrt(updateSquared),
+      weightNorm,
+      updateNorm,
       nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm),
     },
     grads,

@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { resolveBackend } from "../../trainer/backend.ts";
-import { sumOfSquares } from "../../trainer/sum-of-squares.ts";
+import { sumsOfSquares } from "../../trainer/sum-of-squares.ts";
 import { silentLog } from "../helpers/database.ts";
 
 /** Deterministic values, so a wrong element order shows. */
@@ -50,36 +50,38 @@ describe("wasm backend setup", () => {
 
   it("sums squares with its own kernel as float64 would, to float32 precision, and keeps NaN and ∞", async () => {
     expect(await resolveBackend("wasm", silentLog)).toBe("wasm");
-    expect(tf.getKernel("GradguardSumOfSquares", "wasm")).toBeDefined();
-    for (const size of [0, 1, 3, 4, 5, 8, 17, 1000, 200_704]) {
-      const data = values(size, size);
-      let exact = 0;
-      for (const v of data) exact += v * v;
-      const x = tf.tensor(data, [size]);
-      // A reshape shares its data: the kernel must read it by the tensor's data id.
-      for (const input of [x, tf.reshape(x, size % 2 === 0 && size > 0 ? [2, size / 2] : [size])]) {
-        const sum = sumOfSquares(input);
-        const [value] = await sum.data();
-        expect(Math.abs((value as number) - exact)).toBeLessThanOrEqual(Math.max(exact * 1e-5, 1e-30));
-        sum.dispose();
-      }
-      x.dispose();
+    expect(tf.getKernel("GradguardSumsOfSquares", "wasm")).toBeDefined();
+    const sizes = [0, 1, 3, 4, 5, 8, 17, 1000, 200_704];
+    const data = sizes.map((size) => values(size, size));
+    const exact = data.map((d) => d.reduce((sum, v) => sum + v * v, 0));
+    const tensors = data.map((d) => tf.tensor(d, [d.length]));
+    // Reshapes share their data: the kernel must read each by its data id.
+    const reshaped = tensors.map((t) => (t.size % 2 === 0 && t.size > 0 ? tf.reshape(t, [2, t.size / 2]) : t));
+    for (const inputs of [tensors, reshaped, [...tensors].reverse()]) {
+      const sums = sumsOfSquares(inputs);
+      expect(sums.shape).toEqual([inputs.length]);
+      const got = await sums.data();
+      const expected = inputs === tensors || inputs === reshaped ? exact : [...exact].reverse();
+      for (const [i, value] of got.entries()) expect(Math.abs(value - (expected[i] as number))).toBeLessThanOrEqual(Math.max((expected[i] as number) * 1e-5, 1e-30));
+      sums.dispose();
     }
+    tf.dispose([...tensors, ...reshaped]);
+    expect((await sumsOfSquares([]).data()).length).toBe(0);
     for (const [bad, expected] of [
       [Number.NaN, Number.NaN],
       [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
       [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY],
     ] as const) {
       for (const at of [2, 9]) {
-        const data = values(10, 1);
-        data[at] = bad; // in the 4-lane part, then in the tail
-        const sum = sumOfSquares(tf.tensor(data));
-        expect((await sum.data())[0]).toBe(expected);
-        sum.dispose();
+        const bad10 = values(10, 1);
+        bad10[at] = bad; // in the 4-lane part, then in the tail
+        const sums = sumsOfSquares([tf.tensor([1, 2]), tf.tensor(bad10)]);
+        expect(Array.from(await sums.data())).toEqual([5, expected]);
+        sums.dispose();
       }
     }
-    const cpuSum = await onBackend("cpu", () => sumOfSquares(tf.tensor([3, 4])));
-    expect(cpuSum[0]).toBe(25);
+    const cpuSums = await onBackend("cpu", () => sumsOfSquares([tf.tensor([3, 4]), tf.tensor([[1, 2], [2, 0]])]));
+    expect(Array.from(cpuSums)).toEqual([25, 9]);
     await tf.setBackend("wasm");
   });
 });

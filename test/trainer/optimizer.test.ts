@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { resolveBackend } from "../../trainer/backend.ts";
-import { makeOptimizer, type OptimizerSpec, scheduledRate, setLearningRate, updateDirectionSquaredNorm } from "../../trainer/optimizer.ts";
+import { makeOptimizer, type OptimizerSpec, scheduledRate, setLearningRate, updateDirectionSquares } from "../../trainer/optimizer.ts";
 import { parseJobSpec } from "../../trainer/spec.ts";
 import { prepareTraining, type StepRecord } from "../../trainer/train-loop.ts";
 import { silentLog } from "../helpers/database.ts";
@@ -91,8 +91,8 @@ describe("learning-rate schedules", () => {
         const grads = { [a.name]: tf.mul(tf.tensor1d([0.1, -0.2, 0.3]), scale), [b.name]: tf.mul(tf.tensor2d([[1, 0], [-1, 2]]), scale) };
         const lr = spec.learningRate * (step + 1);
         setLearningRate(optimizer, lr);
-        const predicted = updateDirectionSquaredNorm(optimizer, grads);
-        const direction = predicted ? Math.sqrt(predicted.dataSync()[0] as number) : Math.hypot(...Object.values(grads).flatMap((g) => [...g.dataSync()]));
+        const predicted = updateDirectionSquares(optimizer, grads);
+        const direction = predicted ? Math.sqrt((predicted.dataSync() as Float32Array).reduce((sum, v) => sum + v, 0)) : Math.hypot(...Object.values(grads).flatMap((g) => [...g.dataSync()]));
         const before = [...a.dataSync(), ...b.dataSync()];
         optimizer.applyGradients(grads);
         const after = [...a.dataSync(), ...b.dataSync()];
