@@ -130,8 +130,8 @@ const MAX_ATTEMPTS = 10;
 /**
  * Decides each new step in order from the run's stored watchdog state, answers steps at or
  * before the last decided one from their stored decisions, and stores the new steps, events,
- * decisions and state in ONE statement (two round trips a batch: the profile showed the server
- * waiting on PostgreSQL through seven). The statement stores only if the run is still running
+ * decisions (one row for the request) and state in ONE statement (two round trips a batch:
+ * the profile showed the server waiting on PostgreSQL through seven). The statement stores only if the run is still running
  * and still at the lastStep its state was read at; a concurrent request that got there first
  * makes this one read and decide again.
  */
@@ -157,9 +157,8 @@ async function decideSteps(prisma: PrismaClient, jobId: string, steps: RunStep[]
       steps AS (${insertStepsSql(jobId, records, stored)}),
       events AS (${insertEventsSql(jobId, events, stored)}),
       decisions AS (
-        INSERT INTO "RunDecision" ("jobId", "step", "decision")
-        SELECT ${jobId}::uuid, d.step, d.decision::jsonb
-        FROM unnest(${fresh.map((f) => f.step)}::int[], ${fresh.map((f) => JSON.stringify(f.decision))}::text[]) AS d(step, decision)
+        INSERT INTO "RunDecisionBatch" ("jobId", "firstStep", "lastStep", "decisions")
+        SELECT ${jobId}::uuid, ${fresh[0]?.step}::int, ${lastStep}::int, ${JSON.stringify(fresh.map((f) => f.decision))}::jsonb
         WHERE ${stored}
         ON CONFLICT DO NOTHING),
       job AS (
@@ -187,8 +186,13 @@ async function storedAnswers(prisma: PrismaClient, jobId: string, run: { lastSte
   const answers = new Map<number, DecisionResponse>();
   const old = steps.filter((s) => s.step <= run.lastStep).map((s) => s.step);
   if (old.length === 0) return answers;
-  const stored = await prisma.runDecision.findMany({ where: { jobId, step: { in: old } } });
-  for (const row of stored) answers.set(row.step, row.decision as DecisionResponse);
+  const wanted = new Set(old);
+  const batches = await prisma.runDecisionBatch.findMany({
+    where: { jobId, firstStep: { lte: Math.max(...old) }, lastStep: { gte: Math.min(...old) } },
+  });
+  for (const batch of batches) {
+    for (const decision of batch.decisions as DecisionResponse[]) if (wanted.has(decision.step)) answers.set(decision.step, decision);
+  }
   for (const step of old) {
     if (!answers.has(step)) {
       throw new ConflictProblem(`step ${step} is older than the last decided step (${run.lastStep}) and was never sent; send steps in order`);

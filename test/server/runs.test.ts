@@ -68,6 +68,18 @@ describe("external runs", () => {
     expect(events.some((e: { step: number }) => e.step === 100)).toBe(true);
   });
 
+  it("answers a retry that spans several stored requests and new steps: the old from storage, the new decided", async () => {
+    const run = await newRun();
+    const steps = series(260, 120, -1);
+    const first = [...(await send(run.id, steps.slice(0, 100))).json().decisions, ...(await send(run.id, steps.slice(100, 150))).json().decisions];
+    const mixed = (await send(run.id, steps.slice(80, 260))).json().decisions;
+    expect(mixed.slice(0, 70)).toEqual(first.slice(80, 150));
+    expect(mixed.map((d: { step: number }) => d.step)).toEqual(steps.slice(80, 260).map((s) => s.step));
+    expect((await send(run.id, steps.slice(140, 200))).json().decisions).toEqual(mixed.slice(60, 120));
+    expect(await db.prisma.step.count({ where: { jobId: run.id } })).toBe(260);
+    expect(await db.prisma.runDecisionBatch.count({ where: { jobId: run.id } })).toBe(3);
+  });
+
   it("refuses out-of-order gaps, duplicate steps, wrong layer counts and unknown runs", async () => {
     const run = await newRun();
     await send(run.id, series(10, -1, -1).slice(5));
