@@ -1,7 +1,8 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../server/app.ts";
 import { decide, initialState, resolveWatchdogConfig } from "../../trainer/watchdog/index.ts";
-import { createTestApp, type TestApp } from "../helpers/app.ts";
-import type { TestDatabase } from "../helpers/database.ts";
+import { createTestApp, TEST_ADMIN_TOKEN, TEST_CONFIG, type TestApp } from "../helpers/app.ts";
+import { silentLog, type TestDatabase } from "../helpers/database.ts";
 
 let app: TestApp;
 let db: TestDatabase;
@@ -78,6 +79,50 @@ describe("external runs", () => {
     expect((await send(run.id, steps.slice(140, 200))).json().decisions).toEqual(mixed.slice(60, 120));
     expect(await db.prisma.step.count({ where: { jobId: run.id } })).toBe(260);
     expect(await db.prisma.runDecisionBatch.count({ where: { jobId: run.id } })).toBe(3);
+  });
+
+  describe("with a second server instance on the same database", () => {
+    let other: Awaited<ReturnType<typeof buildApp>>;
+    beforeAll(async () => {
+      other = await buildApp({ prisma: db.prisma, config: TEST_CONFIG, logger: silentLog });
+      await other.ready();
+    });
+    afterAll(() => other.close());
+    const sendOther = (id: string, steps: unknown[]) =>
+      other.inject({ method: "POST", url: `/api/v1/runs/${id}/steps`, payload: { steps }, headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
+
+    it("decides as one server would when batches alternate between the two", async () => {
+      const alternating = await newRun();
+      const single = await newRun();
+      const steps = series(600, 250, 420);
+      const decisions = [];
+      const reference = [];
+      for (let i = 0; i < steps.length; i += 50) {
+        const batch = steps.slice(i, i + 50);
+        const response = await (i % 100 === 0 ? send : sendOther)(alternating.id, batch);
+        expect(response.statusCode, response.body).toBe(200);
+        decisions.push(...response.json().decisions);
+        reference.push(...(await send(single.id, batch)).json().decisions);
+      }
+      expect(decisions).toEqual(reference);
+      expect(await db.prisma.step.count({ where: { jobId: alternating.id } })).toBe(600);
+    });
+  });
+
+  it("refuses new steps for a run cancelled after it took steps, and for one deleted", async () => {
+    const run = await newRun();
+    const steps = series(30, -1, -1);
+    expect((await send(run.id, steps.slice(0, 10))).statusCode).toBe(200);
+    expect((await app.inject({ method: "POST", url: `/api/v1/jobs/${run.id}/cancel` })).statusCode).toBe(200);
+    const refused = await send(run.id, steps.slice(10, 20));
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().detail).toContain("cancelled");
+    expect(await db.prisma.step.count({ where: { jobId: run.id } })).toBe(10);
+    const deleted = await newRun();
+    expect((await send(deleted.id, steps.slice(0, 10))).statusCode).toBe(200);
+    expect((await app.inject({ method: "POST", url: `/api/v1/jobs/${deleted.id}/cancel` })).statusCode).toBe(200);
+    expect((await app.inject({ method: "DELETE", url: `/api/v1/jobs/${deleted.id}` })).statusCode).toBe(204);
+    expect((await send(deleted.id, steps.slice(10, 20))).statusCode).toBe(404);
   });
 
   it("refuses out-of-order gaps, duplicate steps, wrong layer counts and unknown runs", async () => {
