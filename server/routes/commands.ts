@@ -26,8 +26,10 @@ const commandRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { params: JobParamsSchema, body: CommandSchema, response: { 202: CommandResponseSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema } } },
     async (request, reply) => {
       const { id } = request.params;
-      const job = await app.prisma.job.findUnique({ where: { id }, select: { status: true } });
+      const job = await app.prisma.job.findUnique({ where: { id }, select: { status: true, kind: true } });
       if (!job) throw new NotFoundProblem(`job ${id}`);
+      // No gradguard trainer reads an external run's commands: its own loop applies the decisions it gets back.
+      if (job.kind === "external") throw new ConflictProblem(`job ${id} is an external run; it takes no commands (its training loop applies the decisions POST /runs/${id}/steps returns)`);
       if (job.status !== "queued" && job.status !== "running") {
         throw new ConflictProblem(`job ${id} is ${job.status}; commands go to queued or running jobs`);
       }

@@ -277,6 +277,7 @@ function toJobResponse(job: Job): JobResponse {
   return {
     id: job.id,
     name: job.name,
+    kind: job.kind,
     status: job.status,
     attempts: job.attempts,
     priority: job.priority,

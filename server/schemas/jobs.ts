@@ -8,6 +8,9 @@ export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancel
 export const JobSchema = Type.Object({
   id: Type.String({ format: "uuid" }),
   name: Type.String(),
+  kind: Type.Enum(["training", "external"], {
+    description: "training: gradguard trains it. external: a run trained elsewhere that sends its norms to POST /runs/:id/steps; it takes no commands",
+  }),
   status: Type.Enum(JOB_STATUSES),
   attempts: Type.Integer({ description: "How many times a trainer has started this job" }),
   priority: Type.Integer({ description: "Queue order: higher first, then oldest first" }),

@@ -125,6 +125,16 @@ describe("external runs", () => {
     expect((await send(deleted.id, steps.slice(10, 20))).statusCode).toBe(404);
   });
 
+  it("is a job of kind external, which refuses commands: no gradguard trainer would apply them", async () => {
+    const run = await newRun();
+    expect((await app.inject({ url: `/api/v1/jobs/${run.id}` })).json()).toMatchObject({ kind: "external", status: "running" });
+    const refused = await app.inject({ method: "POST", url: `/api/v1/jobs/${run.id}/commands`, payload: { type: "pause" } });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.headers["content-type"]).toContain("application/problem+json");
+    expect(refused.json().detail).toContain("external run");
+    expect(await db.prisma.command.count({ where: { jobId: run.id } })).toBe(0);
+  });
+
   it("refuses out-of-order gaps, duplicate steps, wrong layer counts and unknown runs", async () => {
     const run = await newRun();
     await send(run.id, series(10, -1, -1).slice(5));

@@ -172,6 +172,25 @@ describe("watching and steering a run in the browser", () => {
     await page.close();
   });
 
+  it("shows an external run's norms and decisions without the controls it cannot take", async () => {
+    const { body: run } = await api<{ id: string }>(server.url, "/runs", { method: "POST", body: JSON.stringify({ name: "torch-run", layerNames: ["fc1", "fc2"] }) });
+    const steps = Array.from({ length: 60 }, (_, step) => {
+      const gradNorm = step === 40 ? 80 : 1 + 0.05 * Math.sin(step);
+      return { step, loss: 2 - step / 100, gradNorm, layerNorms: [gradNorm * 0.6, gradNorm * 0.8], lr: 0.01, weightNorm: 20 };
+    });
+    await api(server.url, `/runs/${run.id}/steps`, { method: "POST", body: JSON.stringify({ steps }) });
+    const { page, problems } = await openPage();
+    await signIn(page, TEST_ADMIN_TOKEN);
+    await page.goto(`${server.url}/jobs/${run.id}`);
+    await page.getByTestId("norm-chart").waitFor();
+    await page.getByText("external", { exact: true }).waitFor();
+    expect(await page.getByRole("button", { name: "Lower LR" }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Stop" }).count()).toBe(0);
+    await page.screenshot({ path: `${SHOTS}/10-external-run.png`, fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it("hides the controls from a read-only token and asks for a token again when it is refused", async () => {
     const created = await api<{ token: string }>(server.url, "/tokens", { method: "POST", body: JSON.stringify({ name: "viewer", role: "read" }) });
     const { page, problems } = await openPage();

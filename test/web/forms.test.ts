@@ -51,7 +51,7 @@ describe("problem+json errors in the form", () => {
 
 describe("the jobs table", () => {
   const job = (id: string, name: string, status: Job["status"], lastStep: number | null, createdAt: string): Job => ({
-    id, name, status, lastStep, createdAt, attempts: 1, error: null, backend: "wasm", layerNames: [], paused: false, startedAt: null, finishedAt: null, spec: {},
+    id, name, kind: "training", status, lastStep, createdAt, attempts: 1, error: null, backend: "wasm", layerNames: [], paused: false, startedAt: null, finishedAt: null, spec: {},
   });
   const jobs = [
     job("a1", "Explosion demo", "running", 10, "2026-01-01T00:00:03Z"),

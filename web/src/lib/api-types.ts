@@ -8,6 +8,8 @@ export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancell
 export interface Job {
   id: string;
   name: string;
+  /** external: trained elsewhere, watched through POST /runs/:id/steps; it takes no commands. */
+  kind: "training" | "external";
   status: JobStatus;
   attempts: number;
   error: string | null;

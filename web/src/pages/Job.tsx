@@ -240,7 +240,7 @@ function Controls({ job }: { job: Job }) {
   const [factor, setFactor] = useState("0.5");
   const [clip, setClip] = useState("1");
   const [error, setError] = useState<string>();
-  if (!canWrite(session)) return null;
+  if (!canWrite(session) || job.kind === "external") return null;
   const run = (command: Record<string, unknown>) => async () => {
     setError(undefined);
     try {
