@@ -180,10 +180,10 @@ interface OptimizerSlots {
 
 /**
  * The squared L2 norm of the update `optimizer` would make to each variable of `grads`, per unit
- * of learning rate (‖Δw‖²/lr²), in `grads` order, on the device; null for SGD, whose update is lr·g. It repeats
- * the arithmetic of tfjs 4's applyGradients on the optimizer's slots (matched to `grads` by
- * position, as applyGradients matches them) without changing them. Before the first update
- * the slots do not exist yet and count as their initial values.
+ * of learning rate (‖Δw‖²/lr²), in `grads` order, on the device; null for SGD, whose update is
+ * lr·g. It repeats the arithmetic of tfjs 4's applyGradients on the optimizer's slots (matched
+ * to `grads` by position, as applyGradients matches them) without changing them. Before the
+ * first update the slots do not exist yet and count as their initial values.
  *
  * Adaptive optimizers normalise the gradient: Adam's first update is about lr·√(parameters)
  * whatever ‖g‖ is, so lr·‖g‖/‖w‖ says nothing about the step they take, and clipping the
