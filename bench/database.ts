@@ -6,6 +6,7 @@ import path from "node:path";
 import { pino } from "pino";
 import type { PrismaClient } from "../prisma/client.ts";
 import { startEmbeddedPostgres } from "../prisma/database.ts";
+import { stepRecord } from "../test/helpers/steps.ts";
 import { adminQuery, withDatabase } from "../test/helpers/urls.ts";
 import type { StepRecord } from "../trainer/train-loop.ts";
 
@@ -77,19 +78,8 @@ export async function storeSyntheticJob(prisma: PrismaClient, jobId: string, ste
 
 /** One step row as the trainer's writer gets it, with `layers` layer norms. */
 export function syntheticStep(step: number, layers: number): StepRecord {
-  return {
-    step,
-    loss: 1 + Math.sin(step),
-    gradNorm: 1 + Math.cos(step) ** 2,
+  return stepRecord(step, {
     layerNorms: Array.from({ length: layers }, (_, i) => 0.1 + ((step * (i + 1)) % 7) / 10),
-    weightNorm: 50,
-    updateRatio: 0.001,
-    gradNormAfter: 1,
-    clipCoef: 1,
-    action: "none",
-    lr: 0.1,
-    nonFinite: false,
-    stepMs: 2,
     valLoss: step % 1000 === 999 ? 1 : null,
-  };
+  });
 }
