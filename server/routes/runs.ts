@@ -208,23 +208,22 @@ function decideFresh(run: { config: WatchdogConfig; state: WatchdogState }, newS
   const events: TrainingEvent[] = [];
   const fresh: { step: number; decision: DecisionResponse }[] = [];
   for (const s of newSteps) {
-    const number = (value: number | null | undefined) => (value === null || value === undefined ? Number.NaN : value);
-    const gradNorm = number(s.gradNorm);
-    const lr = number(s.lr);
-    const weightNorm = number(s.weightNorm);
-    const layerNorms = (s.layerNorms ?? []).map(number);
+    const gradNorm = measured(s.gradNorm);
+    const lr = measured(s.lr);
+    const weightNorm = measured(s.weightNorm);
+    const layerNorms = (s.layerNorms ?? []).map(measured);
     const updateRatio = weightNorm > 0 ? (lr * state.ladder.lrScale * gradNorm) / weightNorm : Number.NaN;
-    const result = decide(run.config, state, { step: s.step, loss: number(s.loss), gradNorm, layerNorms, lr, updateRatio, weightNorm });
+    const result = decide(run.config, state, { step: s.step, loss: measured(s.loss), gradNorm, layerNorms, lr, updateRatio, weightNorm });
     state = result.state;
     const decision = toResponse(s.step, gradNorm, result.decision);
     fresh.push({ step: s.step, decision });
     answers.set(s.step, decision);
     events.push(...result.decision.events);
-    const nonFinite = !Number.isFinite(number(s.loss)) || !Number.isFinite(gradNorm);
+    const nonFinite = !Number.isFinite(measured(s.loss)) || !Number.isFinite(gradNorm);
     const clipCoef = decision.clipTo !== null && gradNorm > decision.clipTo ? decision.clipTo / gradNorm : 1;
     records.push({
       step: s.step,
-      loss: number(s.loss),
+      loss: measured(s.loss),
       gradNorm,
       layerNorms,
       weightNorm,
@@ -239,6 +238,11 @@ function decideFresh(run: { config: WatchdogConfig; state: WatchdogState }, newS
     });
   }
   return { state, records, events, fresh };
+}
+
+/** A value as sent: null (JSON's stand-in for a non-finite number) or absent is NaN. */
+function measured(value: number | null | undefined): number {
+  return value === null || value === undefined ? Number.NaN : value;
 }
 
 /**

@@ -161,7 +161,8 @@ export function zClip(config: Detectors["zClip"], skipZ: number, state: ZClipSta
   if (finding && config.skipUpdateOnSpike) return { finding, state };
   const nextMean = config.alpha * mean + (1 - config.alpha) * kept;
   const nextVariance = config.alpha * variance + (1 - config.alpha) * (kept - nextMean) ** 2;
-  return { finding, state: { warmup: [], mean: finiteOr0(nextMean), variance: finiteOr0(nextVariance) } };
+  // After the warm-up `warmup` is always empty: it is reused rather than allocated every step.
+  return { finding, state: { warmup: state.warmup.length === 0 ? state.warmup : [], mean: finiteOr0(nextMean), variance: finiteOr0(nextVariance) } };
 }
 
 // --- rolling-window outlier (OLMo) ------------------------------------------------------------
@@ -226,10 +227,12 @@ export function lossBlowup(config: Detectors["lossBlowup"], state: LossBlowupSta
   const { startLoss, referenceMax } = state;
   const aboveStart = startLoss !== null && startLoss > 0 && loss > config.startFactor * startLoss ? state.aboveStart + 1 : 0;
   const judging = state.referenceCount >= config.referenceSteps && referenceMax !== null && referenceMax > 0;
-  const next: LossBlowupState =
-    state.referenceCount < config.referenceSteps
-      ? { startLoss: startLoss ?? loss, referenceMax: Math.max(referenceMax ?? loss, loss), referenceCount: state.referenceCount + 1, aboveStart }
-      : { ...state, aboveStart };
+  let next = state;
+  if (state.referenceCount < config.referenceSteps) {
+    next = { startLoss: startLoss ?? loss, referenceMax: Math.max(referenceMax ?? loss, loss), referenceCount: state.referenceCount + 1, aboveStart };
+  } else if (aboveStart !== state.aboveStart) {
+    next = { ...state, aboveStart };
+  }
 
   let finding: Finding | null = null;
   if (judging && loss > config.referenceFactor * referenceMax) {
@@ -361,10 +364,24 @@ export function layerJumps(config: Detectors["layers"], state: LayersState, name
   return norms
     .map((norm, i) => {
       const typical = state.means[i] ?? 0;
-      return { layer: names[i] ?? `layer_${i}`, norm, typical, jump: norm / Math.max(typical, 1e-30) };
+      return { layer: names[i] ?? `layer_${i}`, norm, typical, jump: layerJump(norm, typical) };
     })
     .sort((a, b) => b.jump - a.jump)
     .slice(0, config.top);
+}
+
+/**
+ * Whether some layer jumped past jumpFactor: when none did and no other detector fired, the
+ * jumps are needed for nothing, and this check costs no allocation.
+ */
+export function anyLayerJumped(config: Detectors["layers"], state: LayersState, norms: readonly number[]): boolean {
+  if (state.count < config.warmupSteps) return false;
+  for (let i = 0; i < norms.length; i++) if (layerJump(norms[i] as number, state.means[i] ?? 0) > config.jumpFactor) return true;
+  return false;
+}
+
+function layerJump(norm: number, typical: number): number {
+  return norm / Math.max(typical, 1e-30);
 }
 
 export function layerSpike(config: Detectors["layers"], jumps: readonly LayerJump[]): Finding | null {
@@ -419,7 +436,9 @@ export function vanishing(
   const lastIndex = norms.length - 1;
   const last = norms[lastIndex] ?? 0;
   if (lastIndex < 1) return { finding: null, state };
-  const counts = state.counts.map((count, i) => (i < lastIndex && last > 0 && (norms[i] ?? 0) < config.ratio * last ? count + 1 : 0));
+  // The usual step: no layer below the ratio, none counting. Nothing changes, nothing is allocated.
+  if (state.counts.every((count, i) => count === 0 && !belowLast(config, norms, i))) return { finding: null, state };
+  const counts = state.counts.map((count, i) => (belowLast(config, norms, i) ? count + 1 : 0));
   const newly = counts.flatMap((count, i) => (count >= config.consecutiveSteps && !state.warned[i] ? [i] : []));
   if (newly.length === 0) return { finding: null, state: { counts, warned: state.warned } };
   const warned = state.warned.map((w, i) => w || newly.includes(i));
@@ -431,4 +450,11 @@ export function vanishing(
     },
     state: { counts, warned },
   };
+}
+
+/** Whether layer i's norm is below `ratio` of the last layer's (the last layer never is). */
+function belowLast(config: Detectors["vanishing"], norms: readonly number[], i: number): boolean {
+  const lastIndex = norms.length - 1;
+  const last = norms[lastIndex] ?? 0;
+  return i < lastIndex && last > 0 && (norms[i] ?? 0) < config.ratio * last;
 }

@@ -90,6 +90,18 @@ export interface LadderOutcome {
 
 const inWindow = (steps: readonly number[], step: number, window: number) => steps.filter((s) => s > step - window && s <= step);
 
+/**
+ * The steps still in the window, plus `step` if `add`. Most steps drop nothing and add nothing:
+ * the array itself is returned then (state arrays are never modified, so sharing is safe).
+ */
+function windowed(steps: readonly number[], step: number, window: number, add: boolean): number[] {
+  const all = steps.every((s) => s > step - window && s <= step);
+  if (all && !add) return steps as number[];
+  const kept = all ? steps.slice() : inWindow(steps, step, window);
+  if (add) kept.push(step);
+  return kept;
+}
+
 export function climbLadder(config: WatchdogConfig["ladder"], before: LadderState, input: LadderInput): LadderOutcome {
   const { step } = input;
   const { lowerLr, rollback, stop } = config;
@@ -108,10 +120,10 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
   }
   const countWindow = Math.max(lowerLr.windowSteps, rollback.windowSteps);
   // A state saved before troubleSteps and lossSteps existed has neither.
-  ladder.spikeSteps = [...inWindow(ladder.spikeSteps, step, countWindow), ...(input.spike && !input.skipped ? [step] : [])];
-  ladder.skipSteps = [...inWindow(ladder.skipSteps, step, countWindow), ...(input.skipped ? [step] : [])];
-  ladder.troubleSteps = [...inWindow(ladder.troubleSteps ?? [], step, rollback.windowSteps), ...(input.escalating ? [step] : [])];
-  ladder.lossSteps = [...inWindow(ladder.lossSteps ?? [], step, rollback.windowSteps), ...(input.lossTrouble ? [step] : [])];
+  ladder.spikeSteps = windowed(ladder.spikeSteps, step, countWindow, input.spike && !input.skipped);
+  ladder.skipSteps = windowed(ladder.skipSteps, step, countWindow, input.skipped);
+  ladder.troubleSteps = windowed(ladder.troubleSteps ?? [], step, rollback.windowSteps, input.escalating);
+  ladder.lossSteps = windowed(ladder.lossSteps ?? [], step, rollback.windowSteps, input.lossTrouble);
   if (input.spike) ladder.lastSpikeStep = step;
 
   // Rungs 4 and 5: trouble that clipping, skipping and a lower LR did not end. Norm trouble
@@ -119,10 +131,9 @@ export function climbLadder(config: WatchdogConfig["ladder"], before: LadderStat
   // at its floor: clipping and a lower LR are the remedy for it, and rolling back would throw
   // away the progress they protect. Trouble on the loss counts at any LR.
   const atFloor = !lowerLr.enabled || ladder.lrScale <= lowerLr.minScale;
-  const counts = (s: number) => atFloor || ladder.lossSteps.includes(s);
   if (trouble && (rollback.enabled || stop.enabled)) {
-    const spikes = ladder.troubleSteps.filter(counts).length;
-    const skips = inWindow(ladder.skipSteps, step, rollback.windowSteps).filter(counts).length;
+    const spikes = ladder.troubleSteps.filter((s) => atFloor || ladder.lossSteps.includes(s)).length;
+    const skips = inWindow(ladder.skipSteps, step, rollback.windowSteps).filter((s) => atFloor || ladder.lossSteps.includes(s)).length;
     if (spikes >= rollback.afterSpikes || skips >= rollback.afterSkips) {
       const troubleStart = ladder.troubleStart ?? step;
       // Trouble that resumes right after the batches the last rollback skipped is the same

@@ -23,10 +23,13 @@ export function meanStd(values: readonly number[]): { mean: number; std: number 
   const n = values.length;
   if (n === 0) return { mean: 0, std: 0 };
   let sum = 0;
-  for (const v of values) sum += v;
+  for (let i = 0; i < n; i++) sum += values[i] as number;
   const mean = sum / n;
   let squares = 0;
-  for (const v of values) squares += (v - mean) * (v - mean);
+  for (let i = 0; i < n; i++) {
+    const d = (values[i] as number) - mean;
+    squares += d * d;
+  }
   return { mean, std: Math.sqrt(squares / n) };
 }
 

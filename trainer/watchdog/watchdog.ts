@@ -5,6 +5,7 @@
 // it can be stored with a checkpoint and restored into identical decisions.
 import type { WatchdogConfig } from "./config.ts";
 import {
+  anyLayerJumped,
   type AutoClipState,
   autoClip,
   type Finding,
@@ -140,8 +141,6 @@ export function initialState(_config: WatchdogConfig, layerNames: string[]): Wat
   };
 }
 
-const ACTION_RANK: Record<Action, number> = { none: 0, clip: 1, lowerLr: 2, skip: 3, rollback: 4, stop: 5 };
-
 /** Warning kinds for findings that led to no mitigation at their step. */
 const WARNING_KIND: Record<Finding["detector"], EventKind | null> = {
   nonFinite: "nonFinite",
@@ -201,7 +200,6 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
     });
   }
 
-  let jumps: LayerJump[] = [];
   if (finite) {
     // An oversized step size is taken at the typical size; the trust region judges what is left.
     const size = det.updateSize.enabled ? updateSize(det.updateSize, state.updateSize, stepSize(obs.lr, state.ladder.lrScale, obs.weightNorm)) : null;
@@ -238,10 +236,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
       next.lossBlowup = r.state;
       pushFinding(findings, r.finding);
     }
-    if (det.layers.enabled) {
-      jumps = layerJumps(det.layers, state.layers, state.layerNames, layerNorms);
-      next.layers = learnLayers(det.layers, state.layers, layerNorms);
-    }
+    if (det.layers.enabled) next.layers = learnLayers(det.layers, state.layers, layerNorms);
     if (det.spikeGate.enabled) {
       // A state saved before the gate existed has none.
       const jump = updateJump(det.spikeGate, state.spikeGate ?? initialSpikeGate(), obs.updateRatio);
@@ -266,13 +261,20 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   // other findings are skipped only when the skip rung is on, and otherwise clipped if they can be.
   const skip = findings.some((f) => f.detector === "nonFinite") || (rungs.skip.enabled && findings.some((f) => f.skip));
   const clipTo = !skip && rungs.clip.enabled ? minClip(findings) : null;
-  const stepScale = !skip && rungs.clip.enabled ? Math.min(1, ...findings.map((f) => f.stepScale ?? 1)) : 1;
+  const stepScale = !skip && rungs.clip.enabled ? minStepScale(findings) : 1;
   const bounded = clipTo !== null || stepScale < 1;
   const spike = findings.some((f) => f.spike);
+  // The layers' jumps are evidence for a spike, or a warning of their own past jumpFactor;
+  // on a calm step they are needed for nothing, and not built.
+  const jumps: LayerJump[] =
+    det.layers.enabled && finite && (spike || anyLayerJumped(det.layers, state.layers, layerNorms))
+      ? layerJumps(det.layers, state.layers, state.layerNames, layerNorms)
+      : [];
   // Spike events name the layers whose norm jumped most; a lone layer jump is a warning of its own.
   if (det.layers.enabled && finite && !spike) pushFinding(findings, layerSpike(det.layers, jumps));
   const layers = spike && jumps.length > 0 ? { layers: jumps } : {};
-  const summary = findings.map((f) => f.message).join("; ") + (spike && jumps[0] ? `; largest layer jump: ${jumps[0].layer} (${fmt(jumps[0].jump)}× its typical norm)` : "");
+  const summary =
+    findings.length === 0 ? "" : findings.map((f) => f.message).join("; ") + (spike && jumps[0] ? `; largest layer jump: ${jumps[0].layer} (${fmt(jumps[0].jump)}× its typical norm)` : "");
 
   // Rungs 2, 4 and 5.
   const outcome = climbLadder(rungs, state.ladder, {
@@ -288,11 +290,10 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   next.ladder = outcome.ladder;
   const rolledBack = outcome.rollbackBefore !== null;
   const stopped = outcome.stop !== null;
-  const evidence = { loss, gradNorm, findings: findings.map(evidenceOf), ...layers };
 
   if (skip) {
     const nonFinite = findings.some((f) => f.detector === "nonFinite");
-    events.push({ step, kind: nonFinite ? "nonFinite" : "skip", severity: "warning", message: `step ${step} skipped: ${summary}`, detail: evidence });
+    events.push({ step, kind: nonFinite ? "nonFinite" : "skip", severity: "warning", message: `step ${step} skipped: ${summary}`, detail: stepEvidence(loss, gradNorm, findings, layers) });
   } else if (bounded && !rolledBack && !stopped) {
     const what = [
       ...(clipTo !== null ? [`clipped from norm ${fmt(gradNorm)} to ${fmt(clipTo)}`] : []),
@@ -303,7 +304,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
       kind: "clip",
       severity: "info",
       message: `step ${step} ${what}: ${summary}`,
-      detail: { ...evidence, ...(clipTo !== null ? { clipTo } : {}), ...(stepScale < 1 ? { stepScale } : {}) },
+      detail: { ...stepEvidence(loss, gradNorm, findings, layers), ...(clipTo !== null ? { clipTo } : {}), ...(stepScale < 1 ? { stepScale } : {}) },
     });
   } else if (!rolledBack && !stopped) {
     for (const f of findings) {
@@ -314,7 +315,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   // A rollback or a stop replaces this step's clip: its event carries the findings instead.
   for (const e of outcome.events) {
     const carriesFindings = (e.kind === "rollback" || e.kind === "diverged") && !skip;
-    events.push({ step, ...e, detail: { ...e.detail, ...(carriesFindings ? { findings: evidence.findings } : {}), ...layers } });
+    events.push({ step, ...e, detail: { ...e.detail, ...(carriesFindings ? { findings: findings.map(evidenceOf) } : {}), ...layers } });
   }
 
   if (finite && det.vanishing.enabled) {
@@ -344,15 +345,8 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
     next.updateSize = learnUpdateSize(det.updateSize, state.updateSize, stepSize(obs.lr, outcome.ladder.lrScale, obs.weightNorm));
   }
 
-  let action: Action = "none";
-  const raise = (a: Action) => {
-    if (ACTION_RANK[a] > ACTION_RANK[action]) action = a;
-  };
-  if (bounded) raise("clip");
-  if (outcome.lowered) raise("lowerLr");
-  if (skip) raise("skip");
-  if (rolledBack) raise("rollback");
-  if (stopped) raise("stop");
+  // The most severe of what was done.
+  const action: Action = stopped ? "stop" : rolledBack ? "rollback" : skip ? "skip" : outcome.lowered ? "lowerLr" : bounded ? "clip" : "none";
 
   const decision: Decision = {
     clipTo: skipped ? null : clipTo,
@@ -416,6 +410,17 @@ function minClip(findings: readonly Finding[]): number | null {
   let min: number | null = null;
   for (const f of findings) if (f.clipTo !== null && (min === null || f.clipTo < min)) min = f.clipTo;
   return min;
+}
+
+function minStepScale(findings: readonly Finding[]): number {
+  let min = 1;
+  for (const f of findings) if (f.stepScale !== undefined && f.stepScale < min) min = f.stepScale;
+  return min;
+}
+
+/** The evidence for a step's mitigation: its numbers, every finding's, and the layers' jumps on a spike. */
+function stepEvidence(loss: number, gradNorm: number, findings: readonly Finding[], layers: { layers?: LayerJump[] }): Record<string, unknown> {
+  return { loss, gradNorm, findings: findings.map(evidenceOf), ...layers };
 }
 
 function evidenceOf(f: Finding): Record<string, unknown> {
