@@ -45,7 +45,7 @@ const BENCHES: Bench[] = [
   {
     name: "trainer",
     script: "trainer.ts",
-    quick: ["5", "20"],
+    quick: ["33", "15"],
     figures: (r) =>
       r.rows.map((w) => ({
         what: `monitoring overhead (norms, watchdog, writer), ${w.workload}`,
