@@ -158,7 +158,7 @@ async function decideSteps(prisma: PrismaClient, jobId: string, steps: RunStep[]
       events AS (${insertEventsSql(jobId, events, stored)}),
       decisions AS (
         INSERT INTO "RunDecisionBatch" ("jobId", "firstStep", "lastStep", "decisions")
-        SELECT ${jobId}::uuid, ${fresh[0]?.step}::int, ${lastStep}::int, ${JSON.stringify(fresh.map((f) => f.decision))}::jsonb
+        SELECT ${jobId}::uuid, ${fresh[0]?.step}::int, ${lastStep}::int, ${JSON.stringify(fresh.map((f) => f.decision))}::json
         WHERE ${stored}
         ON CONFLICT DO NOTHING),
       job AS (

@@ -107,3 +107,21 @@ describe("migration runner", () => {
     await expect(migrate(db.url, { log })).rejects.toThrow(/29990101000000_half_done started but never finished/);
   });
 });
+
+describe("what the migrations build", () => {
+  it("compresses an external run's decisions and state with lz4 where the server has it, and keeps the default where it has not", async () => {
+    const db = await createTestDatabase();
+    const [setting] = await db.query<{ lz4: boolean }>(`SELECT 'lz4' = ANY (enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'`);
+    const columns = await db.query<{ name: string; compression: string }>(
+      `SELECT c.relname || '.' || a.attname AS name, a.attcompression::text AS compression
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       WHERE (c.relname, a.attname) IN (('RunDecisionBatch', 'decisions'), ('ExternalRun', 'state')) ORDER BY 1`,
+    );
+    // attcompression: 'l' lz4, '' the server's default (pglz unless configured otherwise).
+    const expected = setting?.lz4 ? "l" : "";
+    expect(columns).toEqual([
+      { name: "ExternalRun.state", compression: expected },
+      { name: "RunDecisionBatch.decisions", compression: expected },
+    ]);
+  });
+});

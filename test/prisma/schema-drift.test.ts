@@ -18,7 +18,9 @@ function expectedType(field: Field): string {
         ? "uuid"
         : native === "Timestamptz"
           ? "timestamptz"
-          : ({ String: "text", Int: "int4", BigInt: "int8", Float: "float8", Boolean: "bool", DateTime: "timestamp", Json: "jsonb", Decimal: "numeric", Bytes: "bytea" } as Record<string, string>)[field.type];
+          : native === "Json"
+            ? "json"
+            : ({ String: "text", Int: "int4", BigInt: "int8", Float: "float8", Boolean: "bool", DateTime: "timestamp", Json: "jsonb", Decimal: "numeric", Bytes: "bytea" } as Record<string, string>)[field.type];
   if (!base) throw new Error(`no mapping for ${field.name}: ${field.type}`);
   return field.isList ? `_${base}` : base;
 }
