@@ -51,7 +51,7 @@ describe("wasm backend setup", () => {
   it("sums squares with its own kernel as float64 would, to float32 precision, and keeps NaN and ∞", async () => {
     expect(await resolveBackend("wasm", silentLog)).toBe("wasm");
     expect(tf.getKernel("GradguardSumsOfSquares", "wasm")).toBeDefined();
-    const sizes = [0, 1, 3, 4, 5, 8, 17, 1000, 200_704];
+    const sizes = [0, 1, 3, 4, 5, 8, 15, 16, 17, 33, 63, 1000, 200_704];
     const data = sizes.map((size) => values(size, size));
     const exact = data.map((d) => d.reduce((sum, v) => sum + v * v, 0));
     const tensors = data.map((d) => tf.tensor(d, [d.length]));
@@ -72,10 +72,10 @@ describe("wasm backend setup", () => {
       [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
       [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY],
     ] as const) {
-      for (const at of [2, 9]) {
-        const bad10 = values(10, 1);
-        bad10[at] = bad; // in the 4-lane part, then in the tail
-        const sums = sumsOfSquares([tf.tensor([1, 2]), tf.tensor(bad10)]);
+      for (const at of [2, 13, 17]) {
+        const bad20 = values(20, 1);
+        bad20[at] = bad; // in the first and the last lane sum of the 16-float part, then in the tail
+        const sums = sumsOfSquares([tf.tensor([1, 2]), tf.tensor(bad20)]);
         expect(Array.from(await sums.data())).toEqual([5, expected]);
         sums.dispose();
       }
