@@ -135,7 +135,8 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
       const { id } = request.params;
       const { from } = request.body;
       const by = request.caller?.tokenId ?? "unknown";
-      await app.prisma.$transaction(async (tx) => {
+      // The job as the retry left it: read afterwards, a worker may already have claimed it.
+      const queued = await app.prisma.$transaction(async (tx) => {
         const job = await lockIdleJob(tx, id, "retried");
         if (job.status === "succeeded") throw new ConflictProblem(`job ${id} succeeded; submit its spec again (POST /jobs) to train it anew`);
         let resumeAt = 0;
@@ -155,7 +156,7 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
         // A command the last run never reached must not surprise the next one.
         await tx.command.updateMany({ where: { jobId: id, status: "pending" }, data: { status: "rejected", error: `the job ended (${job.status}) before it was applied` } });
         const lastStep = resumeAt > 0 ? resumeAt - 1 : null;
-        await tx.job.update({
+        const updated = await tx.job.update({
           where: { id },
           data: {
             status: "queued",
@@ -180,9 +181,10 @@ const jobRoutes: FastifyPluginAsyncTypebox<{ limits: SpecLimits }> = async (app,
             detail: { by, from, resumeAt, previousStatus: job.status, previousError: job.error, previousAttempts: job.attempts },
           },
         });
+        return updated;
       });
       request.log.info({ jobId: id, from, by }, "job retried");
-      return toJobResponse(await findJob(id));
+      return toJobResponse(queued);
     },
   );
 
