@@ -106,6 +106,10 @@ describe("external runs", () => {
       }
       expect(decisions).toEqual(reference);
       expect(await db.prisma.step.count({ where: { jobId: alternating.id } })).toBe(600);
+      // Each server remembers the state it stored last, which the other then overtakes: the
+      // watchdog must still have seen every step once, in order, as the single server's did.
+      const states = await db.prisma.externalRun.findMany({ where: { jobId: { in: [alternating.id, single.id] } } });
+      expect(states.find((r) => r.jobId === alternating.id)?.state).toEqual(states.find((r) => r.jobId === single.id)?.state);
     });
   });
 
