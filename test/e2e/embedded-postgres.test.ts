@@ -20,9 +20,9 @@ describe("npm start without DATABASE_URL", () => {
     // No GRADGUARD_ADMIN_TOKEN: the first start creates an admin token and shows it once.
     const server = await startServer({ GRADGUARD_DATA_DIR: dataDir, GRADGUARD_ADMIN_TOKEN: "" });
     expect(server.lines.some((l) => l.msg === "using embedded PostgreSQL" && l.dataDir === dataDir)).toBe(true);
-    const shown = server.lines.map((l) => l.msg).find((msg) => /^\s*gg_[A-Za-z0-9_-]{43}$/.test(msg));
-    expect(shown).toBeDefined();
-    const firstToken = (shown as string).trim();
+    // On stderr, after the "serving" line on stdout: the two pipes may arrive in either order.
+    const shown = await server.waitForLog((l) => /^\s*gg_[A-Za-z0-9_-]{43}$/.test(l.msg));
+    const firstToken = shown.msg.trim();
     const asFirst = { authorization: `Bearer ${firstToken}` };
     expect((await api(server.url, "/jobs", { headers: asFirst })).status).toBe(200);
     expect((await api(server.url, "/jobs", { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
@@ -39,9 +39,9 @@ describe("npm start without DATABASE_URL", () => {
 
   it("keeps the data across a restart, and shows no second admin token", async () => {
     const quiet = await startServer({ GRADGUARD_DATA_DIR: dataDir, GRADGUARD_ADMIN_TOKEN: "" });
-    expect(quiet.lines.some((l) => /gg_[A-Za-z0-9_-]{43}/.test(l.msg))).toBe(false);
     process.kill(quiet.pid, "SIGTERM");
-    await quiet.exited;
+    await quiet.exited; // every line it printed, stderr's too, has been read
+    expect(quiet.lines.some((l) => /gg_[A-Za-z0-9_-]{43}/.test(l.msg))).toBe(false);
 
     const server = await startServer({ GRADGUARD_DATA_DIR: dataDir });
     const { body } = await api<{ status: string; lastStep: number }>(server.url, `/jobs/${jobId}`);
