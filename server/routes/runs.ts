@@ -260,22 +260,23 @@ function decideFresh(run: { config: WatchdogConfig; state: WatchdogState }, newS
   const events: TrainingEvent[] = [];
   const fresh: { step: number; decision: DecisionResponse }[] = [];
   for (const s of newSteps) {
+    const loss = measured(s.loss);
     const gradNorm = measured(s.gradNorm);
     const lr = measured(s.lr);
     const weightNorm = measured(s.weightNorm);
     const layerNorms = (s.layerNorms ?? []).map(measured);
     const updateRatio = weightNorm > 0 ? (lr * state.ladder.lrScale * gradNorm) / weightNorm : Number.NaN;
-    const result = decide(run.config, state, { step: s.step, loss: measured(s.loss), gradNorm, layerNorms, lr, updateRatio, weightNorm });
+    const result = decide(run.config, state, { step: s.step, loss, gradNorm, layerNorms, lr, updateRatio, weightNorm });
     state = result.state;
     const decision = toResponse(s.step, gradNorm, result.decision);
     fresh.push({ step: s.step, decision });
     answers.set(s.step, decision);
     events.push(...result.decision.events);
-    const nonFinite = !Number.isFinite(measured(s.loss)) || !Number.isFinite(gradNorm);
+    const nonFinite = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
     const clipCoef = decision.clipTo !== null && gradNorm > decision.clipTo ? decision.clipTo / gradNorm : 1;
     records.push({
       step: s.step,
-      loss: measured(s.loss),
+      loss,
       gradNorm,
       layerNorms,
       weightNorm,

@@ -436,9 +436,11 @@ export function vanishing(
   const lastIndex = norms.length - 1;
   const last = norms[lastIndex] ?? 0;
   if (lastIndex < 1) return { finding: null, state };
+  // Nothing is below a last layer whose norm is 0 (or not finite).
+  const threshold = last > 0 ? config.ratio * last : Number.NEGATIVE_INFINITY;
   // The usual step: no layer below the ratio, none counting. Nothing changes, nothing is allocated.
-  if (state.counts.every((count, i) => count === 0 && !belowLast(config, norms, i))) return { finding: null, state };
-  const counts = state.counts.map((count, i) => (belowLast(config, norms, i) ? count + 1 : 0));
+  if (state.counts.every((count, i) => count === 0 && !belowLast(norms, i, lastIndex, threshold))) return { finding: null, state };
+  const counts = state.counts.map((count, i) => (belowLast(norms, i, lastIndex, threshold) ? count + 1 : 0));
   const newly = counts.flatMap((count, i) => (count >= config.consecutiveSteps && !state.warned[i] ? [i] : []));
   if (newly.length === 0) return { finding: null, state: { counts, warned: state.warned } };
   const warned = state.warned.map((w, i) => w || newly.includes(i));
@@ -452,9 +454,7 @@ export function vanishing(
   };
 }
 
-/** Whether layer i's norm is below `ratio` of the last layer's (the last layer never is). */
-function belowLast(config: Detectors["vanishing"], norms: readonly number[], i: number): boolean {
-  const lastIndex = norms.length - 1;
-  const last = norms[lastIndex] ?? 0;
-  return i < lastIndex && last > 0 && (norms[i] ?? 0) < config.ratio * last;
+/** Whether layer i's norm is below `threshold` (the last layer's never is). */
+function belowLast(norms: readonly number[], i: number, lastIndex: number, threshold: number): boolean {
+  return i < lastIndex && (norms[i] ?? 0) < threshold;
 }
