@@ -127,7 +127,7 @@ type RunStep = Static<typeof RunStepSchema>;
 
 /** Rounds of read → decide → store a request may lose to concurrent requests on the same run. */
 const MAX_ATTEMPTS = 10;
-/** Runs whose state this server remembers (about 20 kB each). */
+/** How many runs' watchdog states this server remembers (a few kB of JSON each). */
 const RECENT_RUNS = 500;
 
 /** A run as stored after its last accepted step. */

@@ -436,7 +436,7 @@ export function vanishing(
   const lastIndex = norms.length - 1;
   const last = norms[lastIndex] ?? 0;
   if (lastIndex < 1) return { finding: null, state };
-  // Nothing is below a last layer whose norm is 0 (or not finite).
+  // No layer is below a last layer whose norm is not positive (0 or NaN).
   const threshold = last > 0 ? config.ratio * last : Number.NEGATIVE_INFINITY;
   // The usual step: no layer below the ratio, none counting. Nothing changes, nothing is allocated.
   if (state.counts.every((count, i) => count === 0 && !belowLast(norms, i, lastIndex, threshold))) return { finding: null, state };
