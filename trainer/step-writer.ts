@@ -4,7 +4,7 @@
 // database is unreachable the rows wait in memory and are retried; past `maxBuffered` the
 // oldest are dropped and that is logged as an error.
 import type { Logger } from "../common/logger.ts";
-import { Prisma, type PrismaClient } from "../prisma/client.ts";
+import { Prisma, type PrismaClient, prepared } from "../prisma/client.ts";
 import type { StepRecord, TrainingEvent } from "./train-loop.ts";
 
 export interface StepWriterOptions {
@@ -144,9 +144,9 @@ export async function writeSteps(tx: Prisma.TransactionClient, jobId: string, ro
 
 function stepsStatement(jobId: string, rows: StepRecord[], events: TrainingEvent[]): Prisma.Sql {
   const lastStep = rows.reduce((max, row) => Math.max(max, row.step), -1);
-  return Prisma.sql`
+  return prepared(Prisma.sql`
     WITH steps AS (${insertStepsSql(jobId, rows)}), events AS (${insertEventsSql(jobId, events)})
-    UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid AND ${rows.length > 0}`;
+    UPDATE "Job" SET "lastStep" = GREATEST(COALESCE("lastStep", -1), ${lastStep}::int) WHERE "id" = ${jobId}::uuid AND ${rows.length > 0}`);
 }
 
 /**

@@ -4,7 +4,7 @@
 // stored like a job's, so the API and the dashboard show them the same way.
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import Type, { type Static } from "typebox";
-import { Prisma, type PrismaClient } from "../../prisma/client.ts";
+import { Prisma, type PrismaClient, prepared } from "../../prisma/client.ts";
 import { insertEventsSql, insertStepsSql } from "../../trainer/step-writer.ts";
 import type { StepRecord, TrainingEvent } from "../../trainer/train-loop.ts";
 import {
@@ -185,7 +185,7 @@ async function decideSteps(prisma: PrismaClient, recentRuns: RecentRuns, jobId: 
     const lastStep = fresh.at(-1)?.step as number;
     const stop = fresh.find((f) => f.decision.stop !== null)?.decision.stop ?? null;
     const stored = Prisma.sql`EXISTS (SELECT 1 FROM run)`;
-    const [result] = await prisma.$queryRaw<{ stored: boolean }[]>`
+    const [result] = await prisma.$queryRaw<{ stored: boolean }[]>(prepared(Prisma.sql`
       WITH run AS (
         UPDATE "ExternalRun" SET "state" = ${JSON.stringify(state)}::jsonb, "lastStep" = ${lastStep}::int
         WHERE "jobId" = ${jobId}::uuid AND "lastStep" = ${run.lastStep}::int
@@ -204,7 +204,7 @@ async function decideSteps(prisma: PrismaClient, recentRuns: RecentRuns, jobId: 
           "error" = COALESCE(${stop}::text, "error"),
           "finishedAt" = CASE WHEN ${stop}::text IS NULL THEN "finishedAt" ELSE now() END
         WHERE id = ${jobId}::uuid AND ${stored})
-      SELECT ${stored} AS stored`;
+      SELECT ${stored} AS stored`));
     if (result?.stored) {
       if (stop === null) recentRuns.set(jobId, { config: run.config, state, lastStep });
       else recentRuns.forget(jobId);
