@@ -129,6 +129,13 @@ async function spawnPostgres(clusterDir: string, port: number, log: Logger): Pro
     child.once("error", reject);
   });
   let stopping: Promise<void> | undefined;
+  // Nothing restarts it: say so once, where the operator looks, rather than only through every
+  // failing query.
+  child.once("exit", (code, signal) => {
+    if (!stopping) {
+      log.error({ code, signal, port }, "embedded PostgreSQL exited while gradguard runs: requests that need the database fail (/ready says 503) until a PostgreSQL answers on this port again; restart gradguard to start it");
+    }
+  });
   return {
     stop: () => {
       stopping ??= (async () => {

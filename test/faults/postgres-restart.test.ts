@@ -69,6 +69,7 @@ describe("PostgreSQL stops mid-run", () => {
 
     process.kill(pid, "SIGINT"); // fast shutdown: every connection is cut
     await waitFor("PostgreSQL to stop", async () => (alive(pid) ? undefined : true));
+    expect(await server.waitForLog((l) => l.component === "embedded-postgres" && l.level === 50)).toMatchObject({ signal: null, code: 0, port });
     const notReady = await waitFor("/ready to fail", async () => {
       const response = await fetch(`${server.url}/api/v1/ready`);
       return response.status === 503 ? response : undefined;
