@@ -22,7 +22,7 @@ import { StepWriter } from "../trainer/step-writer.ts";
 import { prepareTraining } from "../trainer/train-loop.ts";
 import { benchDatabase } from "./database.ts";
 import { writeResults } from "./results.ts";
-import { MLP, median, msPerStep, SIMPLE_RNN, setupSteps, type Workload, workloadSpec } from "./workloads.ts";
+import { alternate, MLP, median, msPerStep, pairedRatio, SIMPLE_RNN, setupSteps, type Workload, workloadSpec } from "./workloads.ts";
 
 const NORMS_PAIRS = Number(process.argv[2] ?? 99);
 const NORMS_BLOCK_STEPS = 10;
@@ -54,25 +54,6 @@ async function loopMsPerStep(workload: Workload, steps: number, monitored: boole
   training.dispose();
   return elapsed / steps;
 }
-
-/** `a` and `b` timed `pairs` times each, in turns A B, B A, A B…, so a steady drift in load hits both alike. */
-async function alternate(pairs: number, a: () => number | Promise<number>, b: () => number | Promise<number>): Promise<[number[], number[]]> {
-  const as: number[] = [];
-  const bs: number[] = [];
-  for (let i = 0; i < pairs; i++) {
-    if (i % 2 === 0) {
-      as.push(await a());
-      bs.push(await b());
-    } else {
-      bs.push(await b());
-      as.push(await a());
-    }
-  }
-  return [as, bs];
-}
-
-/** The median of the ratios of the pairs: steadier than a ratio of medians when the load drifts. */
-const pairedRatio = (times: number[], baseline: number[]) => median(times.map((t, i) => t / (baseline[i] as number)));
 
 const rows = [];
 try {

@@ -68,14 +68,34 @@ export function setupSteps(spec: JobSpec) {
     tf.dispose([batch.x, batch.y]);
     built.model.dispose();
   };
-  return { bare, measured, dispose };
+  return { context, batch, layerNames: built.layerNames, bare, measured, dispose };
 }
 
-/** Mean ms per step over `steps` steps. */
-export function msPerStep(step: () => void, steps: number): number {
+/** Mean ms per step over `steps` steps; `settle` (inside the clock) waits for a device that queues work. */
+export function msPerStep(step: () => void, steps: number, settle?: () => void): number {
   const started = performance.now();
   for (let i = 0; i < steps; i++) step();
+  settle?.();
   return (performance.now() - started) / steps;
 }
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+/** `a` and `b` timed `pairs` times each, in turns A B, B A, A B…, so a steady drift in load hits both alike. */
+export async function alternate(pairs: number, a: () => number | Promise<number>, b: () => number | Promise<number>): Promise<[number[], number[]]> {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) {
+      as.push(await a());
+      bs.push(await b());
+    } else {
+      bs.push(await b());
+      as.push(await a());
+    }
+  }
+  return [as, bs];
+}
+
+/** The median of the ratios of the pairs: steadier than a ratio of medians when the load drifts. */
+export const pairedRatio = (times: number[], baseline: number[]) => median(times.map((t, i) => t / (baseline[i] as number)));

@@ -112,13 +112,23 @@ const CANDIDATES: Candidate[] = [
  * comes first; without an adapter (no GPU, no driver) it is skipped.
  */
 async function loadWebGpu(): Promise<void> {
-  const { create, globals } = (await import(DAWN)) as { create(flags: string[]): { requestAdapter(): Promise<unknown> }; globals: object };
-  const gpu = create([]);
+  await installWebGpu((await import(DAWN)) as Dawn);
+  await import(WEBGPU_BACKEND);
+}
+
+/** What dawn.node exports. */
+export interface Dawn {
+  create(flags: string[]): { requestAdapter(): Promise<unknown> };
+  globals: object;
+}
+
+/** Makes `dawn`'s GPU navigator.gpu, for tfjs's WebGPU backend to find when it is imported; throws without an adapter. */
+export async function installWebGpu(dawn: Dawn): Promise<void> {
+  const gpu = dawn.create([]);
   if (!(await gpu.requestAdapter())) throw new Error("no WebGPU adapter (no GPU, or no Vulkan/Metal/D3D12 driver)");
-  Object.assign(globalThis, globals);
+  Object.assign(globalThis, dawn.globals);
   const existing = (globalThis as { navigator?: object }).navigator;
   Object.defineProperty(globalThis, "navigator", { value: { ...existing, gpu }, configurable: true });
-  await import(WEBGPU_BACKEND);
 }
 
 /** Activates the forced backend, or the first that works; returns its gradguard name. */
