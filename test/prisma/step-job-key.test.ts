@@ -1,9 +1,13 @@
 // "Step"."jobId" references "Job"."id" through triggers that check once per statement (the
 // migration step_checks_per_statement): the same rules a foreign key enforced, including
 // against a job deleted by a concurrent transaction.
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.ts";
+import { MIGRATIONS_DIR, migrate } from "../../prisma/migrate.ts";
+import { createTestDatabase, silentLog as log, type TestDatabase } from "../helpers/database.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 let db: TestDatabase;
@@ -106,5 +110,32 @@ describe("a step's job", () => {
     await deleter.query("COMMIT");
     expect(await stored).toMatchObject({ code: "23503", constraint: "Step_jobId_fkey" });
     expect(await stepCount(job)).toBe(0);
+  });
+});
+
+describe("the migration that moved the key into triggers", () => {
+  it("keeps every step of a database that had the foreign key, and enforces the same rules after", async () => {
+    const before = await createTestDatabase({ empty: true });
+    const dir = await mkdtemp(path.join(tmpdir(), "gg-migrations-"));
+    await cp(MIGRATIONS_DIR, dir, { recursive: true });
+    await rm(path.join(dir, "20261126235900_step_checks_per_statement"), { recursive: true });
+    await migrate(before.url, { log, migrationsDir: dir });
+    const [job] = await before.query<{ id: string }>(`INSERT INTO "Job" (name, spec) VALUES ('old', '{}') RETURNING id`);
+    const jobId = job?.id as string;
+    const client = new pg.Client({ connectionString: before.url });
+    await client.connect();
+    clients.push(client);
+    await insertSteps(client, [jobId], 0, 300);
+    const rollups = await before.query(`SELECT * FROM "StepRollup" ORDER BY size, block`);
+
+    expect((await migrate(before.url, { log })).applied).toEqual(["20261126235900_step_checks_per_statement"]);
+    const [count] = await before.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Step" WHERE "jobId" = $1`, [jobId]);
+    expect(count?.n).toBe(300);
+    expect(await before.query(`SELECT * FROM "StepRollup" ORDER BY size, block`)).toEqual(rollups);
+    expect(await before.query(`SELECT 1 FROM pg_constraint WHERE conname = 'Step_jobId_fkey'`)).toEqual([]);
+    expect(await insertSteps(client, [MISSING]).catch((e: unknown) => e)).toMatchObject({ code: "23503", constraint: "Step_jobId_fkey" });
+    await insertSteps(client, [jobId], 300, 10);
+    await before.query(`DELETE FROM "Job" WHERE id = $1`, [jobId]);
+    expect(await before.query(`SELECT 1 FROM "Step" WHERE "jobId" = $1`, [jobId])).toEqual([]);
   });
 });
