@@ -16,23 +16,13 @@ import { type Dawn, installWebGpu, resolveBackend } from "../trainer/backend.ts"
 import { createGuard } from "../trainer/guard.ts";
 import { applyUpdate, measureGradients } from "../trainer/train-step.ts";
 import { writeResults } from "./results.ts";
-import { alternate, MLP, median, msPerStep, pairedRatio, setupSteps, type Workload, workloadSpec } from "./workloads.ts";
+import { alternate, MLP, median, mlp, msPerStep, pairedRatio, setupSteps, workloadSpec } from "./workloads.ts";
 
 const SMALL = process.argv.includes("--small");
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const PAIRS = Number(args[0] ?? (SMALL ? 9 : 15));
 const BLOCK_STEPS = 10;
 const TARGET = 1.05;
-
-const GPU_MLP: Workload = {
-  name: "MLP 784-4096-4096-10, batch 1024",
-  spec: {
-    model: { layers: [{ type: "dense", units: 4096, activation: "relu", inputShape: [784] }, { type: "dense", units: 4096, activation: "relu" }, { type: "dense", units: 10 }] },
-    data: { kind: "blobs", size: 2048, features: 784, classes: 10, seed: 1 },
-    loss: "softmaxCrossEntropy",
-    batchSize: 1024,
-  },
-};
 
 /** The backend to time on. With DAWN_NODE the WebGPU backend is imported by name, so a bundle holds it. */
 async function startBackend(): Promise<string> {
@@ -45,7 +35,7 @@ async function startBackend(): Promise<string> {
 }
 
 const backend = await startBackend();
-const workload = SMALL ? MLP : GPU_MLP;
+const workload = SMALL ? MLP : mlp(4096, 1024);
 const spec = workloadSpec(workload);
 const { context, batch, layerNames, bare, dispose } = setupSteps(spec);
 const guard = createGuard(spec.watchdog, layerNames);

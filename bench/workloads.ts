@@ -13,15 +13,20 @@ export interface Workload {
   spec: Record<string, unknown>;
 }
 
-export const MLP: Workload = {
-  name: "MLP 784-256-256-10, batch 128",
-  spec: {
-    model: { layers: [{ type: "dense", units: 256, activation: "relu", inputShape: [784] }, { type: "dense", units: 256, activation: "relu" }, { type: "dense", units: 10 }] },
-    data: { kind: "blobs", size: 2048, features: 784, classes: 10, seed: 1 },
-    loss: "softmaxCrossEntropy",
-    batchSize: 128,
-  },
-};
+/** An MLP 784-hidden-hidden-10 on 784-feature blobs of 10 classes. */
+export function mlp(hidden: number, batchSize: number): Workload {
+  return {
+    name: `MLP 784-${hidden}-${hidden}-10, batch ${batchSize}`,
+    spec: {
+      model: { layers: [{ type: "dense", units: hidden, activation: "relu", inputShape: [784] }, { type: "dense", units: hidden, activation: "relu" }, { type: "dense", units: 10 }] },
+      data: { kind: "blobs", size: 2048, features: 784, classes: 10, seed: 1 },
+      loss: "softmaxCrossEntropy",
+      batchSize,
+    },
+  };
+}
+
+export const MLP = mlp(256, 128);
 
 export const SIMPLE_RNN: Workload = {
   name: "SimpleRNN 64 on adding (T=50), batch 64",
