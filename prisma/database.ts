@@ -145,8 +145,8 @@ async function spawnPostgres(clusterDir: string, port: number, log: Logger): Pro
     });
   };
 
+  const restartDelayMs = () => Math.min(30_000, 1_000 * 2 ** failedStarts);
   const restartLater = () => {
-    const delayMs = Math.min(30_000, 1_000 * 2 ** failedStarts);
     restartTimer = setTimeout(async () => {
       if (stopping) return;
       try {
@@ -156,10 +156,10 @@ async function spawnPostgres(clusterDir: string, port: number, log: Logger): Pro
       } catch (error) {
         if (stopping) return;
         failedStarts++;
-        log.error({ err: error, port, retryInMs: Math.min(30_000, 1_000 * 2 ** failedStarts) }, "starting the embedded PostgreSQL again failed; will retry");
+        log.error({ err: error, port, retryInMs: restartDelayMs() }, "starting the embedded PostgreSQL again failed; will retry");
         restartLater();
       }
-    }, delayMs);
+    }, restartDelayMs());
   };
 
   await start();
