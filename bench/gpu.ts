@@ -54,7 +54,7 @@ const guarded = () => {
     gradNorm: measurement.gradNorm,
     layerNorms: measurement.layerNorms,
     lr,
-    updateRatio: (lr * measurement.updateNorm) / measurement.weightNorm,
+    updateRatio: measurement.weightNorm > 0 ? (lr * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
     weightNorm: measurement.weightNorm,
   });
   const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
