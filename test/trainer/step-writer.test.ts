@@ -50,6 +50,25 @@ describe("step writer", () => {
     expect(stored).toMatchObject({ loss: 1 / 8, gradNorm: 7.5, layerNorms: [0.3, 0.4, 7], lr: 0.1, nonFinite: false, stepMs: 1.5 });
   });
 
+  it("gives a flush's events ids in the order they were emitted, whatever plan PostgreSQL picks", async () => {
+    // The flush is a prepared statement: after a few runs PostgreSQL may switch to a generic
+    // plan, whose joins need not keep the rows' order. Force that plan from the first run.
+    const generic = await createTestDatabase();
+    await generic.query(`ALTER DATABASE "${generic.name}" SET plan_cache_mode = force_generic_plan`);
+    const prisma = createPrismaClient(generic.url);
+    try {
+      const jobId = (await prisma.job.create({ data: { name: "ordered", spec: {} } })).id;
+      for (let flush = 0; flush < 3; flush++) {
+        const events = Array.from({ length: 40 }, (_, i) => ({ step: flush * 40 + ((i * 7) % 40), kind: `kind${i % 5}`, severity: "info" as const, message: `event ${flush}.${i}`, detail: { i } }));
+        await insertSteps(prisma, jobId, [record(flush)], events);
+        const stored = await generic.query<{ message: string }>(`SELECT message FROM "Event" WHERE "jobId" = $1 AND message LIKE $2 ORDER BY id`, [jobId, `event ${flush}.%`]);
+        expect(stored.map((e) => e.message)).toEqual(events.map((e) => e.message));
+      }
+    } finally {
+      await prisma.$disconnect();
+    }
+  });
+
   it("stores NaN and infinities as such, never as null or zero", async () => {
     const jobId = await newJob(db);
     await insertSteps(db.prisma, jobId, [
