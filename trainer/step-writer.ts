@@ -189,16 +189,22 @@ export function insertStepsSql(jobId: string, rows: StepRecord[], when: Prisma.S
  * INSERT of events, idempotent like the steps: an event is identified by its step, kind and
  * message. Ids follow the order of `events` (readers list events by id): ORDER BY, because the
  * anti-join may reorder rows (PostgreSQL 16+ can hash the new rows for it, as generic plans of
- * the prepared flush do).
+ * the prepared flush do). The stored events it compares with are bounded to the batch's steps,
+ * so that no plan reads all of a long job's events.
  */
 export function insertEventsSql(jobId: string, events: TrainingEvent[], when: Prisma.Sql = Prisma.sql`TRUE`): Prisma.Sql {
+  const steps = events.map((e) => e.step);
+  const [first, last] = steps.length > 0 ? [Math.min(...steps), Math.max(...steps)] : [0, -1];
   return Prisma.sql`
     INSERT INTO "Event" ("jobId", "step", "kind", "severity", "message", "detail")
     SELECT ${jobId}::uuid, e.step, e.kind, e.severity::"EventSeverity", e.message, e.detail::jsonb
-    FROM unnest(${events.map((e) => e.step)}::int[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => e.severity)}::text[],
+    FROM unnest(${steps}::int[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => e.severity)}::text[],
                 ${events.map((e) => e.message)}::text[], ${events.map((e) => JSON.stringify(e.detail))}::text[])
          WITH ORDINALITY AS e(step, kind, severity, message, detail, position)
-    WHERE ${when} AND NOT EXISTS (SELECT 1 FROM "Event" x WHERE x."jobId" = ${jobId}::uuid AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)
+    WHERE ${when} AND NOT EXISTS (
+      SELECT 1 FROM "Event" x
+      WHERE x."jobId" = ${jobId}::uuid AND x.step BETWEEN ${first}::int AND ${last}::int
+        AND x.step = e.step AND x.kind = e.kind AND x.message = e.message)
     ORDER BY e.position`;
 }
 

@@ -63,6 +63,8 @@ describe("step writer", () => {
         await insertSteps(prisma, jobId, [record(flush)], events);
         const stored = await generic.query<{ message: string }>(`SELECT message FROM "Event" WHERE "jobId" = $1 AND message LIKE $2 ORDER BY id`, [jobId, `event ${flush}.%`]);
         expect(stored.map((e) => e.message)).toEqual(events.map((e) => e.message));
+        await insertSteps(prisma, jobId, [record(flush)], events); // a retried flush stores nothing twice
+        expect(await generic.query(`SELECT 1 FROM "Event" WHERE "jobId" = $1`, [jobId])).toHaveLength((flush + 1) * 40);
       }
     } finally {
       await prisma.$disconnect();
