@@ -3,7 +3,8 @@
 // small SIMD loop over each tensor where it lies in the backend's memory. tfjs-wasm has no fused
 // kernel for it: x·x writes a full-size tensor that a second kernel reads back, which on the
 // reference MLP cost 4.7% of the step (measured) — more than the 3% all of gradguard's
-// monitoring may cost — and each kernel call costs a dispatch on top.
+// monitoring may cost — and each kernel call costs a dispatch on top. The training step calls
+// the same loop directly (sumsOfSquaresOnHost), which skips even that dispatch and the read.
 import * as tf from "@tensorflow/tfjs-core";
 
 const KERNEL = "GradguardSumsOfSquares";
@@ -113,6 +114,9 @@ interface WasmBackend extends tf.KernelBackend {
   typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
 }
 
+/** Σx² of a tensor's n floats at byte offset ptr of a wasm backend's memory; set once registered. */
+let computeIn: ((backend: WasmBackend) => (ptr: number, n: number) => number) | undefined;
+
 /**
  * Registers the kernel for tfjs's wasm backend, instantiated against that backend's memory on
  * first use (the backend has to be initialised for its memory to exist). Without WebAssembly
@@ -123,7 +127,8 @@ export function registerWasmSumsOfSquares(): void {
   const module = new WebAssembly.Module(MODULE_BYTES);
   // One instance per backend memory (a re-created backend has a new one).
   const instances = new WeakMap<Memory, (ptr: number, n: number) => number>();
-  const instanceFor = (memory: Memory) => {
+  computeIn = (backend) => {
+    const memory = backend.wasm.asm.memory;
     let compute = instances.get(memory);
     if (!compute) {
       compute = new WebAssembly.Instance(module, { env: { memory } }).exports.sumOfSquares as (ptr: number, n: number) => number;
@@ -137,13 +142,30 @@ export function registerWasmSumsOfSquares(): void {
     kernelFunc: ({ inputs, backend }) => {
       const wasm = backend as WasmBackend;
       const xs = Object.values(inputs) as tf.TensorInfo[];
-      const compute = instanceFor(wasm.wasm.asm.memory);
       const result = wasm.makeOutput([xs.length], "float32");
-      const sums = wasm.typedArrayFromHeap(result); // after makeOutput, which may grow the memory
-      xs.forEach((x, i) => {
-        sums[i] = compute(wasm.dataIdMap.get(x.dataId).memoryOffset, tf.util.sizeFromShape(x.shape));
-      });
+      // After makeOutput, which may grow the memory.
+      wasm.typedArrayFromHeap(result).set(sumsIn(wasm, xs));
       return result;
     },
   });
+}
+
+/**
+ * The same sums as numbers, computed where the tensors lie when that is host memory (the wasm
+ * backend), with no kernel dispatch, no output tensor and no read: on the reference MLP those
+ * cost as much as the sums themselves. Null on any other backend: use sumsOfSquares there.
+ */
+export function sumsOfSquaresOnHost(xs: tf.Tensor[]): Float64Array | null {
+  if (!computeIn || tf.getBackend() !== "wasm" || !xs.every((x) => x.dtype === "float32")) return null;
+  return sumsIn(tf.backend() as WasmBackend, xs);
+}
+
+function sumsIn(backend: WasmBackend, xs: tf.TensorInfo[]): Float64Array {
+  const compute = (computeIn as NonNullable<typeof computeIn>)(backend);
+  const sums = new Float64Array(xs.length);
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i] as tf.TensorInfo;
+    sums[i] = compute(backend.dataIdMap.get(x.dataId).memoryOffset, tf.util.sizeFromShape(x.shape));
+  }
+  return sums;
 }

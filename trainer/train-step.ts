@@ -1,10 +1,11 @@
 // One training step, split where the watchdog sits: measure (loss, global and per-layer
-// gradient norms, weight norm — all in ONE device→host read), then apply what was decided
-// (clip, skip, learning rate). Nothing here knows about databases, sockets or jobs.
+// gradient norms, weight norm — all in ONE device→host read, or none where tensors lie in host
+// memory), then apply what was decided (clip, skip, learning rate).
+// Nothing here knows about databases, sockets or jobs.
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { setLearningRate, updateDirectionSquares } from "./optimizer.ts";
-import { sumsOfSquares } from "./sum-of-squares.ts";
+import { sumsOfSquares, sumsOfSquaresOnHost } from "./sum-of-squares.ts";
 
 export type LossFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
 
@@ -66,24 +67,41 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     tf.dispose(Object.values(raw));
   }
   // The loss, then per variable its squared gradient norm, its squared weight norm (when
-  // measured) and its squared update norm (not for SGD): one tensor, one read. Summing into
-  // layers and totals on the host saves a kernel each (on wasm one costs about as much as
-  // summing a small tensor), and parts that are absent take no placeholder tensor.
+  // measured) and its squared update norm (not for SGD), in one array.
   const measureWeights = knownWeightNorm === undefined;
-  let hasUpdate = false;
-  const readout = tf.tidy(() => {
-    const update = updateDirectionSquares(context.optimizer, grads);
-    hasUpdate = update !== null;
-    const parts = [tf.reshape(value, [1]), sumsOfSquares(variables.map((variable) => grads[variable.name] as tf.Tensor))];
-    if (measureWeights) parts.push(sumsOfSquares(variables));
-    if (update) parts.push(update);
-    return tf.concat(parts);
-  });
-  const values = readout.dataSync() as Float32Array;
-  tf.dispose([readout, value]);
+  const gradients = variables.map((variable) => grads[variable.name] as tf.Tensor);
+  const update = updateDirectionSquares(context.optimizer, grads);
+  const hasUpdate = update !== null;
+  let values: ArrayLike<number>;
+  const gradSums = sumsOfSquaresOnHost(gradients);
+  if (gradSums) {
+    // Host memory (wasm): summed in place, so reading each part costs nothing.
+    const all = new Float64Array(1 + variables.length * (1 + Number(measureWeights) + Number(hasUpdate)));
+    all[0] = value.dataSync()[0] as number;
+    all.set(gradSums, 1);
+    if (measureWeights) all.set(sumsOfSquaresOnHost(variables) as Float64Array, 1 + variables.length);
+    if (update) all.set(update.dataSync(), all.length - variables.length);
+    values = all;
+  } else {
+    // A device: one tensor, one read. Summing into layers and totals on the host saves a
+    // kernel each, and parts that are absent take no placeholder tensor.
+    const readout = tf.tidy(() => {
+      const parts = [tf.reshape(value, [1]), sumsOfSquares(gradients)];
+      if (measureWeights) parts.push(sumsOfSquares(variables));
+      if (update) parts.push(update);
+      return tf.concat(parts);
+    });
+    values = readout.dataSync() as Float32Array;
+    readout.dispose();
+  }
+  tf.dispose(update ? [value, update] : [value]);
 
   const loss = values[0] as number;
-  const sumOf = (from: number) => values.subarray(from, from + variables.length).reduce((sum, v) => sum + v, 0);
+  const sumOf = (from: number) => {
+    let sum = 0;
+    for (let i = from; i < from + variables.length; i++) sum += values[i] as number;
+    return sum;
+  };
   let gradSquared = 0;
   const layerNorms: number[] = [];
   let next = 1;

@@ -1,11 +1,12 @@
 // The wasm backend's matMul with transposed operands goes through trainer/backend.ts's
 // transpose-first kernel (a dense layer's backward pass): it must give what the cpu backend gives.
-// Its Σx² goes through trainer/sum-of-squares.ts's SIMD kernel: it must give Σx² in float64 to
-// float32 precision, whatever the length (4-lane part and tail), and keep NaN and ∞.
+// Its Σx² goes through trainer/sum-of-squares.ts's SIMD kernel, or the same loop called in place:
+// it must give Σx² in float64 to float32 precision, whatever the length (4-lane part and tail),
+// and keep NaN and ∞.
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { resolveBackend } from "../../trainer/backend.ts";
-import { sumsOfSquares } from "../../trainer/sum-of-squares.ts";
+import { sumsOfSquares, sumsOfSquaresOnHost } from "../../trainer/sum-of-squares.ts";
 import { silentLog } from "../helpers/database.ts";
 
 /** Deterministic values, so a wrong element order shows. */
@@ -63,6 +64,8 @@ describe("wasm backend setup", () => {
       const got = await sums.data();
       const expected = inputs === tensors || inputs === reshaped ? exact : [...exact].reverse();
       for (const [i, value] of got.entries()) expect(Math.abs(value - (expected[i] as number))).toBeLessThanOrEqual(Math.max((expected[i] as number) * 1e-5, 1e-30));
+      // Summed in place without a kernel: the same float32 sums, to the bit.
+      expect(Array.from(sumsOfSquaresOnHost(inputs) ?? [])).toEqual(Array.from(got));
       sums.dispose();
     }
     tf.dispose([...tensors, ...reshaped]);
@@ -77,11 +80,14 @@ describe("wasm backend setup", () => {
         bad20[at] = bad; // in the first and the last lane sum of the 16-float part, then in the tail
         const sums = sumsOfSquares([tf.tensor([1, 2]), tf.tensor(bad20)]);
         expect(Array.from(await sums.data())).toEqual([5, expected]);
+        expect(Array.from(sumsOfSquaresOnHost([tf.tensor([1, 2]), tf.tensor(bad20)]) ?? [])).toEqual([5, expected]);
         sums.dispose();
       }
     }
     const cpuSums = await onBackend("cpu", () => sumsOfSquares([tf.tensor([3, 4]), tf.tensor([[1, 2], [2, 0]])]));
     expect(Array.from(cpuSums)).toEqual([25, 9]);
+    // The cpu backend's tensors are not in the kernel's memory: the caller must read a tensor.
+    expect(sumsOfSquaresOnHost([tf.tensor([3, 4])])).toBeNull();
     await tf.setBackend("wasm");
   });
 });
