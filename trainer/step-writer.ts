@@ -7,6 +7,9 @@ import type { Logger } from "../common/logger.ts";
 import { Prisma, type PrismaClient, prepared } from "../prisma/client.ts";
 import type { StepRecord, TrainingEvent } from "./train-loop.ts";
 
+/** Longest a row waits in the buffer before a flush, unless flushIntervalMs says otherwise. */
+export const DEFAULT_FLUSH_INTERVAL_MS = 200;
+
 export interface StepWriterOptions {
   /** Rows per INSERT, and the buffer size that triggers a flush; default 256. */
   batchSize?: number;
@@ -41,7 +44,7 @@ export class StepWriter {
     options: StepWriterOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 256;
-    this.flushIntervalMs = options.flushIntervalMs ?? 200;
+    this.flushIntervalMs = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
     this.maxBuffered = options.maxBuffered ?? 200_000;
     this.retryDelayMs = options.retryDelayMs ?? 100;
   }
