@@ -17,12 +17,12 @@
 // to the next, with no other process running (measured). Separate loops of 30 steps, which
 // this benchmark timed before, put the MLP's ratio anywhere from 0.976 to 1.035 for the same
 // code; adjacent steps of one run share the VM's state, the model and its memory layout.
-// The writer flushes every FLUSH_INTERVAL's worth of monitored steps, as its timer does in a job
-// (21 rows on the MLP, 7 on the RNN), but started at the beginning of a monitored step rather
-// than by the timer, so that all its work — building the statement, the round trip's handling,
-// PostgreSQL's share of the machine — falls in monitored steps; a timer would land half of it
-// in the others. Checkpoints are off: taking one is training's cost in both, and at a fixed
-// period it would always fall on the same turn.
+// The writer flushes every 200 ms's worth of monitored steps (timed in the run's warm-up), as its
+// timer does in a job (about 21 rows on the MLP, 8 on the RNN), but each flush is started at the
+// beginning of a monitored step rather than by the timer, so that all its work — building the
+// statement, the round trip's handling, PostgreSQL's share of the machine — falls in monitored
+// steps; a timer would land half of it in the others. Checkpoints are off: taking one is
+// training's cost in both, and at a fixed period it would always fall on the same turn.
 import { pino } from "pino";
 import { createPrismaClient } from "../prisma/client.ts";
 import { migrate } from "../prisma/migrate.ts";
@@ -39,6 +39,8 @@ const NORMS_BLOCK_STEPS = 10;
 const GROUPS = Number(process.argv[3] ?? 99);
 /** Steps of each kind in a group, at least: enough to hold one flush on the MLP. */
 const GROUP_STEPS = 20;
+/** Monitored steps before the timed ones; the second half's median sets the flushes' size. */
+const WARM_UP_STEPS = 40;
 const TARGET = 1.03;
 
 const log = pino({ level: "warn" });
@@ -50,17 +52,12 @@ const prisma = createPrismaClient(database.url);
 const UNGUARDED: GuardDecision = { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
 
 /**
- * The loop's ratio (see the top of this file) for a workload whose step takes about `stepMs`:
- * median ms per step with monitoring off and on, and the median of the groups' ratios.
+ * The loop's ratio (see the top of this file): median ms per step with monitoring off and on,
+ * the median of the groups' ratios, and how many rows each flush held.
  */
-async function loopRatio(workload: Workload, stepMs: number) {
-  const rowsPerFlush = Math.max(1, Math.round(DEFAULT_FLUSH_INTERVAL_MS / stepMs));
-  const perGroup = rowsPerFlush * Math.ceil(GROUP_STEPS / rowsPerFlush); // steps of each kind
-  const warmUp = 2 * perGroup; // monitored, untimed: kernels compiled, the watchdog past its warm-up
-  const timedSteps = GROUPS * 2 * perGroup;
-  const steps = warmUp + timedSteps + 1; // the last timed step needs an iteration after it
-  const spec = { ...workloadSpec(workload, steps), checkpoint: { everySteps: steps + 1, keep: 1 } };
-
+async function loopRatio(workload: Workload) {
+  // Long enough for every step wanted: the loop is ended by shouldStop once the groups are timed.
+  const spec = { ...workloadSpec(workload, 10_000_000), checkpoint: { everySteps: 10_000_001, keep: 1 } };
   let monitored = true;
   let watchdog: StepGuard | undefined;
   const guard: StepGuard = {
@@ -75,8 +72,11 @@ async function loopRatio(workload: Workload, stepMs: number) {
   // Its timer never fires: flushes are started below.
   const writer = new StepWriter(prisma, job.id, log, { flushIntervalMs: 3_600_000 });
 
-  const on = Array.from({ length: GROUPS }, () => 0);
-  const off = Array.from({ length: GROUPS }, () => 0);
+  const warmUp: number[] = []; // monitored, untimed: kernels compiled, the watchdog past its warm-up
+  let rowsPerFlush = 0;
+  let perGroup = 0; // steps of each kind in a group
+  let on: number[] = [];
+  let off: number[] = [];
   let step = 0;
   let iterationStarted = 0;
   let lastWritten = -1;
@@ -85,22 +85,33 @@ async function loopRatio(workload: Workload, stepMs: number) {
     // Called once at the start of each iteration, before its step: the clock and the switch.
     takeCommands: () => {
       const now = performance.now();
-      const timed = step - 1 - warmUp; // the step that just ended
-      if (timed >= 0 && timed < timedSteps) {
+      const elapsed = now - iterationStarted;
+      iterationStarted = now;
+      const ended = step - 1; // the step that just ended
+      if (ended >= 0 && ended < WARM_UP_STEPS) warmUp.push(elapsed);
+      if (step === WARM_UP_STEPS) {
+        // As many rows as the writer's timer gathers from monitored steps of this speed.
+        rowsPerFlush = Math.max(1, Math.round(DEFAULT_FLUSH_INTERVAL_MS / median(warmUp.slice(WARM_UP_STEPS / 2))));
+        perGroup = rowsPerFlush * Math.ceil(GROUP_STEPS / rowsPerFlush);
+        on = Array.from({ length: GROUPS }, () => 0);
+        off = Array.from({ length: GROUPS }, () => 0);
+      }
+      const timed = ended - WARM_UP_STEPS;
+      if (timed >= 0) {
         const sums = monitored ? on : off;
         const group = Math.floor(timed / (2 * perGroup));
-        sums[group] = (sums[group] as number) + now - iterationStarted;
+        sums[group] = (sums[group] as number) + elapsed;
       }
-      iterationStarted = now;
-      const turn = step - warmUp;
+      const turn = step - WARM_UP_STEPS;
       monitored = turn < 0 || (turn % 2 === 0) === (Math.floor(turn / 2) % 2 === 0); // A B B A
-      if (monitored && unflushed >= rowsPerFlush) {
+      if (monitored && turn >= 0 && unflushed >= rowsPerFlush) {
         unflushed = 0;
         void writer.drain(lastWritten); // starts the flush; the loop never waits for it
       }
       step++;
       return [];
     },
+    shouldStop: () => step > WARM_UP_STEPS && step - 1 - WARM_UP_STEPS >= GROUPS * 2 * perGroup,
     onStep: (record) => {
       if (!monitored) return;
       writer.push(record);
@@ -124,7 +135,7 @@ try {
     const [bareTimes, measuredTimes] = await alternate(NORMS_PAIRS, () => msPerStep(bare, NORMS_BLOCK_STEPS), () => msPerStep(measured, NORMS_BLOCK_STEPS));
     dispose();
     const normsRatio = pairedRatio(measuredTimes, bareTimes);
-    const loop = await loopRatio(workload, median(bareTimes));
+    const loop = await loopRatio(workload);
     const ratio = normsRatio * loop.ratio;
     rows.push({
       workload: workload.name,
