@@ -29,7 +29,7 @@ import { migrate } from "../prisma/migrate.ts";
 import { resolveBackend } from "../trainer/backend.ts";
 import { createGuard } from "../trainer/guard.ts";
 import { DEFAULT_FLUSH_INTERVAL_MS, StepWriter } from "../trainer/step-writer.ts";
-import { type GuardDecision, prepareTraining, type StepGuard } from "../trainer/train-loop.ts";
+import { NO_DECISION, prepareTraining, type StepGuard } from "../trainer/train-loop.ts";
 import { benchDatabase } from "./database.ts";
 import { writeResults } from "./results.ts";
 import { alternate, MLP, median, msPerStep, pairedRatio, SIMPLE_RNN, setupSteps, type Workload, workloadSpec } from "./workloads.ts";
@@ -49,8 +49,6 @@ const database = await benchDatabase("trainer");
 await migrate(database.url, { log });
 const prisma = createPrismaClient(database.url);
 
-const UNGUARDED: GuardDecision = { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
-
 /**
  * The loop's ratio (see the top of this file): median ms per step with monitoring off and on,
  * the median of the groups' ratios, and how many rows each flush held.
@@ -61,7 +59,7 @@ async function loopRatio(workload: Workload) {
   let monitored = true;
   let watchdog: StepGuard | undefined;
   const guard: StepGuard = {
-    decide: (observation) => (monitored && watchdog ? watchdog.decide(observation) : UNGUARDED),
+    decide: (observation) => (monitored && watchdog ? watchdog.decide(observation) : NO_DECISION),
     snapshot: () => watchdog?.snapshot(),
     restore: (snapshot) => watchdog?.restore(snapshot),
     afterRollback: (restored) => watchdog?.afterRollback(restored),

@@ -401,7 +401,8 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
   };
 }
 
-const NO_DECISION: GuardDecision = { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
+/** What an unguarded step does: apply the update as it is. */
+export const NO_DECISION: GuardDecision = { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
 
 function named(name: string, tensor: tf.Tensor): NamedValues {
   return { name, shape: tensor.shape, values: tensor.dataSync() as Float32Array };
