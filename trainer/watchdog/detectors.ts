@@ -38,12 +38,16 @@ export interface Finding {
 // ratio is the optimizer's own (lr·lrScale·‖Δw/lr‖/‖w‖: lr·‖g‖/‖w‖ for SGD, Adam's normalised
 // step for Adam), so the bound is the same for every optimizer.
 
-/** `lrScale`: the watchdog's LR scale in force, which the observed update ratio includes. */
-export function trustRegion(config: Detectors["trustRegion"], updateRatio: number, lrScale: number): Finding | null {
+/**
+ * `lrScale`: the watchdog's LR scale in force, which the observed update ratio includes.
+ * `sizeScale`: the factor the update-size detector already put on this update; the bound judges
+ * what is left, and its stepScale, like every finding's, is a factor on the proposed update.
+ */
+export function trustRegion(config: Detectors["trustRegion"], updateRatio: number, lrScale: number, sizeScale = 1): Finding | null {
   if (!(Number.isFinite(updateRatio) && updateRatio > 0 && lrScale > 0)) return null;
-  const scheduledRatio = updateRatio / lrScale;
+  const scheduledRatio = (updateRatio * sizeScale) / lrScale;
   if (!(scheduledRatio > config.maxUpdateRatio)) return null;
-  const stepScale = config.maxUpdateRatio / scheduledRatio;
+  const stepScale = (config.maxUpdateRatio * lrScale) / updateRatio;
   return {
     detector: "trustRegion",
     spike: true,
@@ -130,7 +134,8 @@ export interface ZClipState {
 
 export const initialZClip = (): ZClipState => ({ warmup: [], mean: null, variance: null });
 
-const ZCLIP_EPSILON = 1e-6;
+/** ε in z = (g − μ)/(σ + ε). */
+export const ZCLIP_EPSILON = 1e-6;
 
 /** `skipZ`: z-score above which the step is not trusted at all (Infinity when the skip rung is off). */
 export function zClip(config: Detectors["zClip"], skipZ: number, state: ZClipState, gradNorm: number): { finding: Finding | null; state: ZClipState } {

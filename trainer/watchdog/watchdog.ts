@@ -204,7 +204,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
     // An oversized step size is taken at the typical size; the trust region judges what is left.
     const size = det.updateSize.enabled ? updateSize(det.updateSize, state.updateSize, stepSize(obs.lr, state.ladder.lrScale, obs.weightNorm)) : null;
     pushFinding(findings, size);
-    if (det.trustRegion.enabled) pushFinding(findings, trustRegion(det.trustRegion, obs.updateRatio * (size?.stepScale ?? 1), state.ladder.lrScale));
+    if (det.trustRegion.enabled) pushFinding(findings, trustRegion(det.trustRegion, obs.updateRatio, state.ladder.lrScale, size?.stepScale));
     if (det.staticClip.enabled) pushFinding(findings, staticClip(det.staticClip, gradNorm));
     if (det.autoClip.enabled) {
       const r = autoClip(det.autoClip, state.autoClip, gradNorm);

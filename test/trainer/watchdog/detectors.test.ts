@@ -64,6 +64,18 @@ describe("trust region", () => {
     expect(decision.stepScale * obs.updateRatio * 0.25).toBeCloseTo(0.1 * 0.25, 12);
   });
 
+  it("holds the ceiling when the update-size detector has already shrunk the step", () => {
+    const both = only({ detectors: { trustRegion: { enabled: true }, updateSize: { enabled: true } }, ladder: { clip: { enabled: true } } });
+    // 20 calm steps teach the typical step size; then an LR 40× too high on a gradient 1000× too large.
+    const series = calmSeries(21, { seed: 7 });
+    const last = series[20] as StepObservation;
+    series[20] = { ...scaleNorms(last, 1000), lr: last.lr * 40, updateRatio: last.updateRatio * 1000 * 40 };
+    const decision = run(both, series).decisions[20] as Decision;
+    expect(detectorsOf(decision).sort()).toEqual(["trustRegion", "updateSize"]);
+    // Both shrink the same proposed update: the smaller factor wins, and the update is the ceiling.
+    expect(decision.stepScale * (series[20] as StepObservation).updateRatio).toBeCloseTo(0.1, 12);
+  });
+
   it("stays silent on healthy runs, on an unknown ratio, and below its ceiling", () => {
     expect(interventions(run(config, calmSeries(2000, { seed: 6 })).decisions)).toEqual([]);
     expect(interventions(run(config, exploding().map((o) => ({ ...o, updateRatio: Number.NaN }))).decisions)).toEqual([]);
