@@ -13,6 +13,7 @@ export {
   type WatchdogSpec,
   WatchdogSpecSchema,
 } from "./config.ts";
+export { type DeviceBounds, deviceBounds } from "./device-bounds.ts";
 export {
   type Action,
   afterRollback,
