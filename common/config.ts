@@ -36,6 +36,13 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: "info" }),
   LOG_FORMAT: Type.Enum(["auto", "pretty", "json"], { default: "auto", description: "auto: pretty in a terminal, JSON otherwise" }),
   GRADGUARD_BACKEND: Type.Optional(Type.Enum(BACKENDS, { description: "Force one tfjs backend instead of the first that loads" })),
+  GRADGUARD_READ_EVERY: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 1000,
+      description: "Steps whose numbers the trainer reads back at once, each update bounded on the device meanwhile; 0: judged before every update. Default 8 on GPU backends, 0 elsewhere",
+    }),
+  ),
   GRADGUARD_ADMIN_TOKEN: Type.Optional(
     Type.String({ minLength: 16, maxLength: 512, description: "An admin API token accepted as is (automation, tests); unset: the first start creates one" }),
   ),
@@ -143,6 +150,8 @@ export interface Config {
   logLevel: Env["LOG_LEVEL"];
   logFormat: Env["LOG_FORMAT"];
   backend: BackendName | undefined;
+  /** Unset: the backend's default (readEveryFor in trainer/backend.ts). */
+  readEvery: number | undefined;
   maxSteps: number;
   maxParameters: number;
   maxBatchValues: number;
@@ -192,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     backend: e.GRADGUARD_BACKEND,
+    readEvery: e.GRADGUARD_READ_EVERY,
     maxSteps: e.GRADGUARD_MAX_STEPS,
     maxParameters: e.GRADGUARD_MAX_PARAMETERS,
     maxBatchValues: e.GRADGUARD_MAX_BATCH_VALUES,
@@ -258,5 +268,6 @@ export function configToEnv(config: Config): Record<string, string> {
   if (config.adminToken) env.GRADGUARD_ADMIN_TOKEN = config.adminToken;
   if (config.corsOrigins) env.GRADGUARD_CORS_ORIGINS = config.corsOrigins === "*" ? "*" : config.corsOrigins.join(",");
   if (config.backend) env.GRADGUARD_BACKEND = config.backend;
+  if (config.readEvery !== undefined) env.GRADGUARD_READ_EVERY = String(config.readEvery);
   return env;
 }

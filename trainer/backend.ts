@@ -131,6 +131,16 @@ export async function installWebGpu(dawn: Dawn): Promise<void> {
   Object.defineProperty(globalThis, "navigator", { value: { ...existing, gpu }, configurable: true });
 }
 
+/**
+ * How many steps the trainer reads back at once on `backend` (TrainingOptions.readEvery): on a
+ * GPU a read stalls the device's queue (×3.4 on the reference MLP, DESIGN.md), so each update is
+ * bounded on the device and 8 steps are read together; where tensors lie in host memory (wasm,
+ * cpu, native TensorFlow on the CPU) a read costs little and every step is judged before its update.
+ */
+export function readEveryFor(backend: BackendName, configured: number | undefined): number {
+  return configured ?? (backend === "webgpu" || backend === "tensorflow-gpu" ? 8 : 0);
+}
+
 /** Activates the forced backend, or the first that works; returns its gradguard name. */
 export async function resolveBackend(forced: BackendName | undefined, log: Logger): Promise<BackendName> {
   const candidates = forced ? CANDIDATES.filter((c) => c.name === forced) : CANDIDATES;

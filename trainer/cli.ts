@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../common/config.ts";
 import { createLogger } from "../common/logger.ts";
-import { resolveBackend } from "./backend.ts";
+import { readEveryFor, resolveBackend } from "./backend.ts";
 import { InvalidSpecError, parseJobSpec } from "./spec.ts";
 import { prepareTraining, type StepRecord, type TrainingEvent } from "./train-loop.ts";
 
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   }
 
   const backend = await resolveBackend(config.backend, log);
-  const training = prepareTraining(spec);
+  const training = prepareTraining(spec, { readEvery: readEveryFor(backend, config.readEvery) });
   const progress = new Progress(spec.steps);
   const layerNorms: number[][] = training.layerNames.map(() => []);
   const events: TrainingEvent[] = [];

@@ -1,9 +1,9 @@
 // The watchdog (a pure function of numbers, trainer/watchdog/) seen from the training loop as a
 // StepGuard: it holds the watchdog's state between steps and hands it to checkpoints.
 import type { GuardDecision, StepGuard } from "./train-loop.ts";
-import { afterRollback, decide, initialState, resolveWatchdogConfig, type WatchdogSpec, type WatchdogState } from "./watchdog/index.ts";
+import { afterRollback, decide, deviceBounds, initialState, resolveWatchdogConfig, type WatchdogSpec, type WatchdogState } from "./watchdog/index.ts";
 
-export function createGuard(spec: WatchdogSpec | undefined, layerNames: string[]): StepGuard {
+export function createGuard(spec: WatchdogSpec | undefined, layerNames: string[]): StepGuard & Required<Pick<StepGuard, "deviceBounds">> {
   const config = resolveWatchdogConfig(spec);
   let state: WatchdogState = initialState(config, layerNames);
   return {
@@ -19,5 +19,6 @@ export function createGuard(spec: WatchdogSpec | undefined, layerNames: string[]
     afterRollback: (restored) => {
       state = afterRollback(config, state, restored as WatchdogState);
     },
+    deviceBounds: () => deviceBounds(config, state),
   };
 }

@@ -6,7 +6,7 @@ import pg from "pg";
 import { ConfigError, loadConfig } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/logger.ts";
 import { createPrismaClient, type PrismaClient } from "../prisma/client.ts";
-import { resolveBackend } from "./backend.ts";
+import { readEveryFor, resolveBackend } from "./backend.ts";
 import type { PendingCommand } from "./commands.ts";
 import { watchJob } from "./job-control.ts";
 import { loadDataset } from "./data/dataset-store.ts";
@@ -94,7 +94,8 @@ async function runJob(
     const spec = parseJobSpec(job.spec, config);
     const backend = await resolveBackend(config.backend, log);
     const dataset = spec.data.kind === "csv" ? await loadDataset(prisma, spec.data.datasetId) : undefined;
-    const training = prepareTraining(spec, { dataset });
+    const readEvery = readEveryFor(backend, config.readEvery);
+    const training = prepareTraining(spec, { dataset, readEvery });
     const checkpoints = await loadCheckpoints(prisma, jobId);
     await training.restore(checkpoints);
     const resumeAt = checkpoints.at(-1)?.step ?? 0;
@@ -104,7 +105,7 @@ async function runJob(
       prisma.step.deleteMany({ where: { jobId, step: { gte: resumeAt } } }),
       prisma.job.updateMany({ where: fence, data: { backend, layerNames: training.layerNames, lastStep: resumeAt > 0 ? resumeAt - 1 : null } }),
     ]);
-    log.info({ backend, steps: spec.steps, resumeAt, layers: training.layerNames.length }, resumeAt > 0 ? "training resumed from a checkpoint" : "training started");
+    log.info({ backend, readEvery, steps: spec.steps, resumeAt, layers: training.layerNames.length }, resumeAt > 0 ? "training resumed from a checkpoint" : "training started");
 
     const writer = new StepWriter(prisma, jobId, log);
     let checkpointsSaved: Promise<void> = Promise.resolve();

@@ -12,8 +12,19 @@ import { makeOptimizer, readOptimizerScalars, scheduledRate, writeOptimizerScala
 import { createRandom, permutation, type Random } from "./random.ts";
 import type { PendingCommand } from "./commands.ts";
 import type { JobSpec } from "./spec.ts";
-import { applyUpdate, type Batch, LOSSES, measureGradients, type StepContext } from "./train-step.ts";
-import type { Decision, Policy, StepObservation } from "./watchdog/index.ts";
+import {
+  type AppliedOnDevice,
+  applyUpdate,
+  type Batch,
+  boundedStep,
+  type GradientMeasurement,
+  LOSSES,
+  measureGradients,
+  type PendingReadout,
+  readBoundedSteps,
+  type StepContext,
+} from "./train-step.ts";
+import type { Decision, DeviceBounds, Policy, StepObservation } from "./watchdog/index.ts";
 
 export type StepAction = "none" | "clip" | "lowerLr" | "skip" | "rollback" | "stop";
 
@@ -57,6 +68,8 @@ export interface StepGuard {
   restore(snapshot: unknown): void;
   /** After a rollback: history from the checkpoint, counters from now. */
   afterRollback(restored: unknown): void;
+  /** What it would bound the next step's update to, before seeing its numbers (for reads in batches). */
+  deviceBounds?(): DeviceBounds;
 }
 
 /** Everything needed to continue exactly: model and optimizer tensors, cursors, guard state. */
@@ -160,6 +173,14 @@ export interface TrainingOptions {
   guard?: StepGuard | null;
   /** The data, when it is not generated from the spec (an uploaded dataset). */
   dataset?: Dataset;
+  /**
+   * 0 (the default): the guard decides from each step's numbers before its update, which costs a
+   * device→host read per step. n ≥ 1: each update is bounded on the device by what the guard
+   * already knows (StepGuard.deviceBounds), and the numbers of n steps are read back at once and
+   * judged then; rollbacks, LR changes and stops take effect from the next step. A device
+   * backend's read stalls its queue (×3.4 on a GPU, DESIGN.md): see readEveryFor in backend.ts.
+   */
+  readEvery?: number;
 }
 
 /** Builds everything a spec needs; `run` then trains it. Layer names are known before step 0. */
@@ -172,6 +193,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
   const context: StepContext = { model: built.model, optimizer, loss: LOSSES[spec.loss], layerVariables: built.layerVariables };
   const sampler = new BatchSampler(train, spec.batchSize, spec.seed);
   const validationBatches = validation.examples > 0 ? validationTensors(validation) : [];
+  const readEvery = options.readEvery ?? 0;
   let firstStep = 0;
   let lrScale = 1;
   let weightNorm: WeightNormCache | null = null;
@@ -306,50 +328,19 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         });
         return null;
       };
-      const applyCommands = async () => {
-        for (const command of callbacks.takeCommands?.() ?? []) {
+      const applyCommands = async (commands: PendingCommand[]) => {
+        for (const command of commands) {
           const error = await apply(command);
           callbacks.onCommandApplied?.(command, step, error);
         }
       };
 
-      for (; step < spec.steps && diverged === null; step++) {
-        await applyCommands();
-        while (paused && !stoppedByCommand && !callbacks.shouldStop?.()) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          await applyCommands();
-        }
-        if (stoppedByCommand || callbacks.shouldStop?.()) break;
-        const started = performance.now();
-        const faults = faultsAt(spec.faults, step);
-        for (const fault of faults.starting) {
-          emit({ step, kind: "faultInjected", severity: "info", message: `injected fault ${fault.kind} at step ${step}`, detail: { fault: fault.kind, ...fault } });
-        }
-        const batch = sampler.next(faults.inputFactor, faults.nanInputs);
-        const knownWeightNorm = weightNorm !== null && step - weightNorm.step < WEIGHT_NORM_EVERY ? weightNorm.value : undefined;
-        const { measurement, grads } = measureGradients(context, batch, faults.gradFactor, knownWeightNorm);
-        if (knownWeightNorm === undefined) weightNorm = { value: measurement.weightNorm, step };
-        tf.dispose([batch.x, batch.y]);
-
-        const proposedLr = baseRate(step) * faults.lrFactor;
-        const observation: GuardObservation = {
-          step,
-          loss: measurement.loss,
-          gradNorm: measurement.gradNorm,
-          layerNorms: measurement.layerNorms,
-          lr: proposedLr,
-          updateRatio: measurement.weightNorm > 0 ? (proposedLr * lrScale * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
-          weightNorm: measurement.weightNorm,
-        };
-        const decision = guard?.decide(observation) ?? NO_DECISION;
-        lrScale = decision.lrScale;
-        const clipTo = Math.min(decision.clipTo ?? Number.POSITIVE_INFINITY, operator.maxNorm ?? Number.POSITIVE_INFINITY);
-        const clipCoef = measurement.gradNorm > clipTo ? clipTo / measurement.gradNorm : 1;
-        const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
-        const lr = proposedLr * lrScale * decision.stepScale;
-        applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
-        const appliedRatio = skip ? 0 : (lr * measurement.updateNorm) / measurement.weightNorm;
+      /** What a step was measured as, decided and applied: the end of every step, host-decided or read later. */
+      const conclude = async (done: ConcludedStep) => {
+        const { step, measurement, observation, decision, applied, events } = done;
+        const appliedRatio = applied.skipped ? 0 : (applied.lr * measurement.updateNorm) / measurement.weightNorm;
         if (!(appliedRatio <= REMEASURE_AFTER_RATIO)) weightNorm = null;
+        for (const event of events) emit(event);
         for (const event of decision.events) emit(event);
 
         if (decision.rollbackBefore !== null) {
@@ -360,12 +351,13 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
             await callbacks.onCheckpointsDiscarded?.(target.step);
             await restoreTensors(target);
             if (guard) guard.afterRollback(target.state.guard);
+            const { lastTrained } = done;
             emit({
               step,
               kind: "rolledBack",
               severity: "warning",
-              message: `restored the checkpoint of step ${target.step}; batches ${target.step}..${step} are skipped`,
-              detail: { checkpointStep: target.step, skippedBatches: step - target.step + 1 },
+              message: `restored the checkpoint of step ${target.step}; batches ${target.step}..${lastTrained} are skipped`,
+              detail: { checkpointStep: target.step, skippedBatches: lastTrained - target.step + 1 },
             });
           }
         }
@@ -375,19 +367,121 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         const isLast = step === spec.steps - 1 || diverged !== null;
         const valLoss = validationBatches.length > 0 && ((step + 1) % spec.validation.everySteps === 0 || isLast) ? validationLoss() : null;
         if (valLoss !== null) finalValLoss = valLoss;
+        const bounded = applied.clipCoef < 1 || applied.stepScale < 1;
+        const appliedAction: StepAction = applied.skipped ? "skip" : bounded ? "clip" : "none";
         callbacks.onStep?.({
           step,
           ...measurement,
           updateRatio: observation.updateRatio,
-          gradNormAfter: skip ? 0 : measurement.gradNorm * clipCoef,
-          clipCoef,
-          action: decision.action === "none" && clipCoef < 1 ? "clip" : decision.action,
-          lr,
-          stepMs: performance.now() - started,
+          gradNormAfter: applied.skipped ? 0 : measurement.gradNorm * applied.clipCoef,
+          clipCoef: applied.clipCoef,
+          action: ACTION_RANK[decidedAction(decision)] > ACTION_RANK[appliedAction] ? decidedAction(decision) : appliedAction,
+          lr: applied.lr,
+          stepMs: done.stepMs,
           valLoss,
         });
+      };
 
-        if ((step + 1) % spec.checkpoint.everySteps === 0 && !isLast) {
+      /** The observation the guard judges: the update ratio at the LR scale in force when the step was taken. */
+      const observe = (step: number, measurement: GradientMeasurement, proposedLr: number, scale: number): GuardObservation => ({
+        step,
+        loss: measurement.loss,
+        gradNorm: measurement.gradNorm,
+        layerNorms: measurement.layerNorms,
+        lr: proposedLr,
+        updateRatio: measurement.weightNorm > 0 ? (proposedLr * scale * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
+        weightNorm: measurement.weightNorm,
+      });
+
+      /** Steps bounded on the device and not read yet (readEvery ≥ 1), oldest first. */
+      const pending: PendingStep[] = [];
+      /** Reads the pending steps in one transfer and concludes them in order. */
+      const readPending = async () => {
+        if (pending.length === 0) return;
+        const taken = pending.splice(0);
+        const results = await readBoundedSteps(context, taken);
+        const stepMs = (performance.now() - (taken[0] as PendingStep).started) / taken.length;
+        const lastTrained = (taken.at(-1) as PendingStep).step;
+        let rolledBackAt: number | null = null;
+        for (const [i, { measurement, applied }] of results.entries()) {
+          const entry = taken[i] as PendingStep;
+          const { step, proposedLr, lrScale: scale } = entry;
+          if (entry.knownWeightNorm === undefined) weightNorm = { value: measurement.weightNorm, step };
+          const observation = observe(step, measurement, proposedLr, scale);
+          const lr = proposedLr * scale * applied.stepScale;
+          if (rolledBackAt !== null || diverged !== null) {
+            // Trained after the step that rolled back or stopped the job, before that was known.
+            const discarded = rolledBackAt !== null;
+            await conclude({
+              step,
+              measurement,
+              observation,
+              decision: NO_DECISION,
+              applied: discarded ? { clipCoef: 1, stepScale: 1, skipped: true, lr } : { ...applied, lr },
+              events: entry.events,
+              stepMs,
+              lastTrained,
+            });
+            continue;
+          }
+          const decision = guard?.decide(observation) ?? NO_DECISION;
+          lrScale = decision.lrScale;
+          const events = [...entry.events, ...lateDecisionEvents(step, measurement, decision, applied)];
+          if (decision.rollbackBefore !== null) rolledBackAt = step;
+          await conclude({ step, measurement, observation, decision, applied: { ...applied, lr }, events, stepMs, lastTrained });
+        }
+      };
+
+      for (; step < spec.steps && diverged === null; step++) {
+        const commands = callbacks.takeCommands?.() ?? [];
+        // Commands apply between known steps: a checkpoint or a new policy needs the guard up to date.
+        if (commands.length > 0) await readPending();
+        await applyCommands(commands);
+        while (paused && !stoppedByCommand && !callbacks.shouldStop?.()) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await applyCommands(callbacks.takeCommands?.() ?? []);
+        }
+        if (stoppedByCommand || callbacks.shouldStop?.() || diverged !== null) break;
+        const started = performance.now();
+        const faults = faultsAt(spec.faults, step);
+        const events: TrainingEvent[] = faults.starting.map((fault) => ({
+          step,
+          kind: "faultInjected",
+          severity: "info",
+          message: `injected fault ${fault.kind} at step ${step}`,
+          detail: { fault: fault.kind, ...fault },
+        }));
+        const batch = sampler.next(faults.inputFactor, faults.nanInputs);
+        const knownWeightNorm = weightNorm !== null && step - weightNorm.step < WEIGHT_NORM_EVERY ? weightNorm.value : undefined;
+        const proposedLr = baseRate(step) * faults.lrFactor;
+        const isLast = step === spec.steps - 1;
+
+        if (readEvery > 0) {
+          const bounds = guard?.deviceBounds?.() ?? NO_BOUNDS;
+          const withOperator = { ...bounds, clipTo: Math.min(bounds.clipTo, operator.maxNorm ?? Number.POSITIVE_INFINITY) };
+          const readout = boundedStep(context, batch, faults.gradFactor, knownWeightNorm, withOperator, proposedLr * lrScale);
+          tf.dispose([batch.x, batch.y]);
+          pending.push({ ...readout, step, started, proposedLr, lrScale, events });
+          const checkpointDue = (step + 1) % spec.checkpoint.everySteps === 0;
+          const validationDue = validationBatches.length > 0 && (step + 1) % spec.validation.everySteps === 0;
+          if (pending.length >= readEvery || isLast || checkpointDue || validationDue) await readPending();
+        } else {
+          const { measurement, grads } = measureGradients(context, batch, faults.gradFactor, knownWeightNorm);
+          if (knownWeightNorm === undefined) weightNorm = { value: measurement.weightNorm, step };
+          tf.dispose([batch.x, batch.y]);
+          const observation = observe(step, measurement, proposedLr, lrScale);
+          const decision = guard?.decide(observation) ?? NO_DECISION;
+          lrScale = decision.lrScale;
+          const clipTo = Math.min(decision.clipTo ?? Number.POSITIVE_INFINITY, operator.maxNorm ?? Number.POSITIVE_INFINITY);
+          const clipCoef = measurement.gradNorm > clipTo ? clipTo / measurement.gradNorm : 1;
+          const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
+          const lr = proposedLr * lrScale * decision.stepScale;
+          applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
+          const applied = { clipCoef: skip ? 1 : clipCoef, stepScale: skip ? 1 : decision.stepScale, skipped: skip, lr };
+          await conclude({ step, measurement, observation, decision, applied, events, stepMs: performance.now() - started, lastTrained: step });
+        }
+
+        if (pending.length === 0 && (step + 1) % spec.checkpoint.everySteps === 0 && !isLast && diverged === null) {
           const checkpoint = await capture(step + 1);
           checkpoints.push(checkpoint);
           if (checkpoints.length > spec.checkpoint.keep) checkpoints.shift();
@@ -396,6 +490,8 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         // Let the writer's I/O and signal handlers run between steps.
         await yieldToEventLoop();
       }
+      // Steps still on the device when the loop was stopped are concluded, not lost.
+      await readPending();
       return { layerNames: built.layerNames, stepsRun: step, stopped: step < spec.steps && diverged === null, stoppedByCommand, diverged, finalLoss, finalValLoss };
     },
   };
@@ -403,6 +499,69 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
 
 /** What an unguarded step does: apply the update as it is. */
 export const NO_DECISION: GuardDecision = { clipTo: null, stepScale: 1, lrScale: 1, skip: false, rollbackBefore: null, stop: null, action: "none", events: [] };
+
+/** What an unguarded step is bounded to on the device: nothing. */
+const NO_BOUNDS: DeviceBounds = {
+  clipTo: Number.POSITIVE_INFINITY,
+  zClip: null,
+  normOutlier: Number.POSITIVE_INFINITY,
+  gateUpdateRatio: 0,
+  updateSize: null,
+  maxUpdateRatio: Number.POSITIVE_INFINITY,
+  skipAboveLoss: Number.POSITIVE_INFINITY,
+  skipNonFinite: false,
+};
+
+const ACTION_RANK: Record<StepAction, number> = { none: 0, clip: 1, lowerLr: 2, skip: 3, rollback: 4, stop: 5 };
+
+/** What a decision did beyond the step's own update, which the record takes from what was applied. */
+const decidedAction = (decision: GuardDecision): StepAction => (decision.action === "clip" || decision.action === "skip" ? "none" : decision.action);
+
+/** A step bounded on the device, waiting to be read: what it was taken with. */
+interface PendingStep extends PendingReadout {
+  step: number;
+  started: number;
+  /** The LR before the watchdog's scale, and the scale in force when the step was taken. */
+  proposedLr: number;
+  lrScale: number;
+  /** Its fault events, emitted with the step. */
+  events: TrainingEvent[];
+}
+
+interface ConcludedStep {
+  step: number;
+  measurement: GradientMeasurement;
+  observation: GuardObservation;
+  decision: GuardDecision;
+  /** What the update was, with the learning rate it was applied at. */
+  applied: AppliedOnDevice & { lr: number };
+  /** Events of the step that come before the guard's. */
+  events: TrainingEvent[];
+  stepMs: number;
+  /** The last step trained when this one is concluded (itself, unless it was read late). */
+  lastTrained: number;
+}
+
+/**
+ * When the guard, judging a step read late, would have done more to its update than the device
+ * did (skipped it, or bounded it more than 1% further), says so: the update cannot be taken back,
+ * and its consequences (LR, rollback, stop) follow from the next step.
+ */
+function lateDecisionEvents(step: number, measurement: GradientMeasurement, decision: GuardDecision, applied: AppliedOnDevice): TrainingEvent[] {
+  if (applied.skipped || decision.rollbackBefore !== null || decision.stop !== null) return [];
+  const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
+  const wanted = decision.skip ? "skipped it" : clipCoef * decision.stepScale < 0.99 * applied.clipCoef * applied.stepScale ? `scaled it by ${(clipCoef * decision.stepScale).toPrecision(3)}` : null;
+  if (wanted === null) return [];
+  return [
+    {
+      step,
+      kind: "lateDecision",
+      severity: "warning",
+      message: `step ${step}: judged from its numbers, the watchdog would have ${wanted}; on the device, bounded by what was known before it, the update was scaled by ${(applied.clipCoef * applied.stepScale).toPrecision(3)}`,
+      detail: { wanted: { skip: decision.skip, clipTo: decision.clipTo, stepScale: decision.stepScale }, applied: { ...applied } },
+    },
+  ];
+}
 
 function named(name: string, tensor: tf.Tensor): NamedValues {
   return { name, shape: tensor.shape, values: tensor.dataSync() as Float32Array };

@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { setLearningRate, updateDirectionSquares } from "./optimizer.ts";
 import { sumsOfSquares, sumsOfSquaresOnHost } from "./sum-of-squares.ts";
+import type { DeviceBounds } from "./watchdog/index.ts";
 
 export type LossFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
 
@@ -57,51 +58,72 @@ export const LOSSES: Record<"softmaxCrossEntropy" | "meanSquaredError", LossFunc
  */
 export function measureGradients(context: StepContext, batch: Batch, gradFactor = 1, knownWeightNorm?: number): MeasuredGradients {
   const variables = context.layerVariables.flat();
-  const { value, grads: raw } = tf.variableGrads(
-    () => context.loss(batch.y, context.model.apply(batch.x, { training: true }) as tf.Tensor),
-    variables,
-  );
-  let grads = raw;
-  if (gradFactor !== 1) {
-    grads = tf.tidy(() => Object.fromEntries(Object.entries(raw).map(([name, grad]) => [name, tf.mul(grad, gradFactor)])));
-    tf.dispose(Object.values(raw));
-  }
-  // The loss, then per variable its squared gradient norm, its squared weight norm (when
-  // measured) and its squared update norm (not for SGD), in one array.
-  const measureWeights = knownWeightNorm === undefined;
+  const { value, grads } = gradientsOf(context, batch, gradFactor);
   const gradients = variables.map((variable) => grads[variable.name] as tf.Tensor);
   const update = updateDirectionSquares(context.optimizer, grads);
-  const hasUpdate = update !== null;
+  const layout: ReadoutLayout = { variables: variables.length, measuredWeights: knownWeightNorm === undefined, hasUpdate: update !== null };
   let values: ArrayLike<number>;
   const gradSums = sumsOfSquaresOnHost(gradients);
   if (gradSums) {
     // Host memory (wasm): summed in place, so reading each part costs nothing.
-    const all = new Float64Array(1 + variables.length * (1 + Number(measureWeights) + Number(hasUpdate)));
+    const all = new Float64Array(readoutLength(layout));
     all[0] = value.dataSync()[0] as number;
     all.set(gradSums, 1);
-    if (measureWeights) all.set(sumsOfSquaresOnHost(variables) as Float64Array, 1 + variables.length);
+    if (layout.measuredWeights) all.set(sumsOfSquaresOnHost(variables) as Float64Array, 1 + variables.length);
     if (update) all.set(update.dataSync(), all.length - variables.length);
     values = all;
   } else {
     // A device: one tensor, one read. Summing into layers and totals on the host saves a
     // kernel each, and parts that are absent take no placeholder tensor.
-    const readout = tf.tidy(() => {
-      const parts = [tf.reshape(value, [1]), sumsOfSquares(gradients)];
-      if (measureWeights) parts.push(sumsOfSquares(variables));
-      if (update) parts.push(update);
-      return tf.concat(parts);
-    });
+    const readout = tf.tidy(() => tf.concat(measurementParts(value, gradients, layout.measuredWeights ? variables : null, update)));
     values = readout.dataSync() as Float32Array;
     readout.dispose();
   }
   tf.dispose(update ? [value, update] : [value]);
+  return { measurement: measurementOf(context, values, layout, knownWeightNorm), grads };
+}
 
-  const loss = values[0] as number;
+/** The loss and the gradients of the trainable variables, scaled by `gradFactor` (a fault). */
+function gradientsOf(context: StepContext, batch: Batch, gradFactor: number): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  const { value, grads } = tf.variableGrads(
+    () => context.loss(batch.y, context.model.apply(batch.x, { training: true }) as tf.Tensor),
+    context.layerVariables.flat(),
+  );
+  if (gradFactor === 1) return { value, grads };
+  const scaled = tf.tidy(() => Object.fromEntries(Object.entries(grads).map(([name, grad]) => [name, tf.mul(grad, gradFactor)])));
+  tf.dispose(Object.values(grads));
+  return { value, grads: scaled };
+}
+
+/**
+ * Where a step's numbers lie in what is read back: the loss, then per variable its squared
+ * gradient norm, its squared weight norm (when measured) and its squared update norm (not for
+ * SGD); a step bounded on the device adds what it applied (APPLIED_FIELDS).
+ */
+export interface ReadoutLayout {
+  variables: number;
+  measuredWeights: boolean;
+  hasUpdate: boolean;
+}
+
+const readoutLength = (layout: ReadoutLayout) => 1 + layout.variables * (1 + Number(layout.measuredWeights) + Number(layout.hasUpdate));
+
+function measurementParts(loss: tf.Scalar, gradients: tf.Tensor[], weights: tf.Tensor[] | null, update: tf.Tensor1D | null): tf.Tensor1D[] {
+  const parts = [tf.reshape(loss, [1]) as tf.Tensor1D, sumsOfSquares(gradients)];
+  if (weights) parts.push(sumsOfSquares(weights));
+  if (update) parts.push(update);
+  return parts;
+}
+
+/** The measurement from what was read back, summed into layers and totals on the host. */
+function measurementOf(context: StepContext, values: ArrayLike<number>, layout: ReadoutLayout, knownWeightNorm: number | undefined): GradientMeasurement {
+  const n = layout.variables;
   const sumOf = (from: number) => {
     let sum = 0;
-    for (let i = from; i < from + variables.length; i++) sum += values[i] as number;
+    for (let i = from; i < from + n; i++) sum += values[i] as number;
     return sum;
   };
+  const loss = values[0] as number;
   let gradSquared = 0;
   const layerNorms: number[] = [];
   let next = 1;
@@ -112,19 +134,134 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     layerNorms.push(Math.sqrt(squared));
   }
   const gradNorm = Math.sqrt(gradSquared);
-  const weightNorm = knownWeightNorm ?? Math.sqrt(sumOf(1 + variables.length));
-  const updateNorm = hasUpdate ? Math.sqrt(sumOf(1 + variables.length * (measureWeights ? 2 : 1))) : gradNorm;
-  return {
-    measurement: {
-      loss,
-      gradNorm,
-      layerNorms,
-      weightNorm,
-      updateNorm,
-      nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm),
-    },
-    grads,
-  };
+  const weightNorm = knownWeightNorm ?? Math.sqrt(sumOf(1 + n));
+  const updateNorm = layout.hasUpdate ? Math.sqrt(sumOf(1 + n * (layout.measuredWeights ? 2 : 1))) : gradNorm;
+  return { loss, gradNorm, layerNorms, weightNorm, updateNorm, nonFinite: !Number.isFinite(loss) || !Number.isFinite(gradNorm) };
+}
+
+/** What a step bounded on the device applied, read back after its measurement. */
+export interface AppliedOnDevice {
+  /** Factor on the gradients (1 when skipped). */
+  clipCoef: number;
+  /** Factor on the update, through its learning rate (1 when skipped). */
+  stepScale: number;
+  skipped: boolean;
+}
+
+/** clipCoef, stepScale, skipped (1 or 0). */
+const APPLIED_FIELDS = 3;
+
+/** A step bounded on the device, not read yet: `readout` is freed by readBoundedSteps. */
+export interface PendingReadout {
+  readout: tf.Tensor1D;
+  layout: ReadoutLayout;
+  knownWeightNorm: number | undefined;
+}
+
+/**
+ * One whole step with no device→host read: forward, backward, the norms, and the update, bounded
+ * on the device by the watchdog's thresholds (`bounds`: see watchdog/device-bounds.ts) as
+ * `decide` would bound it: clipped, scaled, or skipped. `learningRate` is the rate in force (the
+ * scheduled one times the watchdog's lrScale). The numbers stay on the device until
+ * readBoundedSteps reads many steps' at once.
+ *
+ * A skipped step's gradient is zeroed (a NaN would otherwise reach the optimizer's moments), and
+ * for the optimizers with state the weights are put back: their moments still decay by one step,
+ * as after a zero gradient. The step scale goes through the weights, w + s·(w' − w), as the same
+ * update at s times the rate; only RMSProp's momentum keeps the unscaled step.
+ */
+export function boundedStep(context: StepContext, batch: Batch, gradFactor: number, knownWeightNorm: number | undefined, bounds: DeviceBounds, learningRate: number): PendingReadout {
+  const variables = context.layerVariables.flat();
+  const { value, grads } = gradientsOf(context, batch, gradFactor);
+  const gradients = variables.map((variable) => grads[variable.name] as tf.Tensor);
+  const update = updateDirectionSquares(context.optimizer, grads);
+  const layout: ReadoutLayout = { variables: variables.length, measuredWeights: knownWeightNorm === undefined, hasUpdate: update !== null };
+
+  const { readout, keep, gradFactorOut, stepScale } = tf.tidy(() => {
+    const parts = measurementParts(value, gradients, layout.measuredWeights ? variables : null, update);
+    const [loss, gradSums, ...rest] = parts as [tf.Tensor1D, tf.Tensor1D, ...tf.Tensor1D[]];
+    const g = tf.sqrt(tf.sum(gradSums));
+    const w = knownWeightNorm !== undefined ? tf.scalar(knownWeightNorm) : tf.sqrt(tf.sum(rest[0] as tf.Tensor1D));
+    const u = update ? tf.sqrt(tf.sum(update)) : g;
+    const applied = applyBounds(bounds, tf.reshape(loss, []), g, w, u, learningRate);
+    const out = tf.concat([...parts, tf.stack([applied.clipCoef, applied.stepScale, tf.cast(applied.skip, "float32")]) as tf.Tensor1D]);
+    const keepUpdate = tf.logicalNot(applied.skip);
+    // SGD's update is lr·g: the step scale goes through the gradient, and the weights need no second pass.
+    const factor = update ? applied.clipCoef : tf.mul(applied.clipCoef, applied.stepScale);
+    return { readout: out, keep: keepUpdate, gradFactorOut: factor, stepScale: applied.stepScale };
+  });
+  tf.dispose(update ? [value, update] : [value]);
+
+  const bounded = tf.tidy(() => Object.fromEntries(Object.entries(grads).map(([name, grad]) => [name, tf.where(keep, tf.mul(grad, gradFactorOut), 0)])));
+  tf.dispose(Object.values(grads));
+  setLearningRate(context.optimizer, learningRate);
+  if (!update) {
+    context.optimizer.applyGradients(bounded);
+  } else {
+    // Share the weights' memory (no copy): applyGradients assigns new tensors to the variables.
+    const before = variables.map((variable) => tf.clone(variable));
+    context.optimizer.applyGradients(bounded);
+    for (const [i, variable] of variables.entries()) {
+      const old = before[i] as tf.Tensor;
+      const next = tf.tidy(() => tf.where(keep, tf.add(old, tf.mul(tf.sub(variable, old), stepScale)), old));
+      variable.assign(next);
+      next.dispose();
+    }
+    tf.dispose(before);
+  }
+  tf.dispose([...Object.values(bounded), keep, gradFactorOut, stepScale]);
+  return { readout, layout, knownWeightNorm };
+}
+
+/** The watchdog's bounds as device arithmetic, mirroring `decide` (watchdog/device-bounds.ts). */
+function applyBounds(
+  bounds: DeviceBounds,
+  loss: tf.Tensor,
+  g: tf.Tensor,
+  w: tf.Tensor,
+  u: tf.Tensor,
+  learningRate: number,
+): { clipCoef: tf.Tensor; stepScale: tf.Tensor; skip: tf.Tensor } {
+  const stepSize = tf.div(learningRate, w);
+  const ratio = tf.mul(stepSize, u);
+  const finite = tf.logicalAnd(tf.isFinite(loss), tf.isFinite(g));
+  // The spike gate: an update ratio that is unknown (NaN) leaves it open, as in `decide`.
+  const gateOpen = tf.logicalNot(tf.less(ratio, bounds.gateUpdateRatio));
+  let clipTo: tf.Tensor = tf.scalar(bounds.clipTo);
+  let skip: tf.Tensor = bounds.skipNonFinite ? tf.logicalNot(finite) : tf.scalar(false, "bool");
+  if (bounds.zClip) {
+    const { mean, std, denominator, zThreshold, skipZ } = bounds.zClip;
+    const z = tf.div(tf.sub(g, mean), denominator);
+    const zClipTo = tf.add(mean, tf.mul(tf.div(zThreshold * zThreshold, z), std));
+    clipTo = tf.where(tf.logicalAnd(gateOpen, tf.greater(z, zThreshold)), tf.minimum(clipTo, zClipTo), clipTo);
+    skip = tf.logicalOr(skip, tf.logicalAnd(gateOpen, tf.greater(z, skipZ)));
+  }
+  if (Number.isFinite(bounds.normOutlier)) {
+    clipTo = tf.where(tf.logicalAnd(gateOpen, tf.greater(g, bounds.normOutlier)), tf.minimum(clipTo, bounds.normOutlier), clipTo);
+  }
+  skip = tf.logicalOr(skip, tf.greater(loss, bounds.skipAboveLoss));
+  const clipCoef = tf.where(tf.logicalAnd(finite, tf.greater(g, clipTo)), tf.div(clipTo, g), 1);
+  const regionScale = tf.where(tf.greater(ratio, 0), tf.div(bounds.maxUpdateRatio, ratio), Number.POSITIVE_INFINITY);
+  // An oversized step size is taken at the typical size; the trust region bounds what is left.
+  const sizeScale = bounds.updateSize ? tf.where(tf.greater(stepSize, bounds.updateSize.factor * bounds.updateSize.typical), tf.div(bounds.updateSize.typical, stepSize), 1) : tf.scalar(1);
+  const stepScale = tf.where(finite, tf.minimum(sizeScale, regionScale), 1);
+  return { clipCoef: tf.where(skip, 1, clipCoef), stepScale: tf.where(skip, 1, stepScale), skip };
+}
+
+/** Reads many bounded steps' numbers in ONE transfer (awaited: the event loop runs meanwhile), and frees them. */
+export async function readBoundedSteps(context: StepContext, pending: PendingReadout[]): Promise<{ measurement: GradientMeasurement; applied: AppliedOnDevice }[]> {
+  if (pending.length === 0) return [];
+  const all = pending.length === 1 ? (pending[0] as PendingReadout).readout : tf.concat(pending.map((p) => p.readout));
+  const values = (await all.data()) as Float32Array;
+  tf.dispose([all, ...pending.map((p) => p.readout)]);
+  let offset = 0;
+  return pending.map(({ layout, knownWeightNorm }) => {
+    const length = readoutLength(layout);
+    const measurement = measurementOf(context, values.subarray(offset, offset + length), layout, knownWeightNorm);
+    const [clipCoef, stepScale, skipped] = values.subarray(offset + length, offset + length + APPLIED_FIELDS) as unknown as [number, number, number];
+    offset += length + APPLIED_FIELDS;
+    return { measurement, applied: { clipCoef, stepScale, skipped: skipped !== 0 } };
+  });
 }
 
 export interface Update {

@@ -66,8 +66,9 @@ describe("loadConfig", () => {
       LOG_LEVEL: "debug",
       GRADGUARD_BACKEND: "wasm",
       GRADGUARD_MAX_STEPS: "5000",
+      GRADGUARD_READ_EVERY: "16",
     });
-    expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", databaseUrl: "postgresql://u@db:5432/gg", dataDir: "/var/lib/gg", logLevel: "debug", backend: "wasm", maxSteps: 5000 });
+    expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", databaseUrl: "postgresql://u@db:5432/gg", dataDir: "/var/lib/gg", logLevel: "debug", backend: "wasm", maxSteps: 5000, readEvery: 16 });
   });
 
   it("treats an empty variable as unset", () => {
@@ -82,6 +83,8 @@ describe("loadConfig", () => {
     ["DATABASE_URL", "mysql://localhost/x"],
     ["GRADGUARD_BACKEND", "tpu"],
     ["GRADGUARD_MAX_STEPS", "0"],
+    ["GRADGUARD_READ_EVERY", "-1"],
+    ["GRADGUARD_READ_EVERY", "2.5"],
   ])("names %s when it is %j", (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
@@ -95,7 +98,7 @@ describe("loadConfig", () => {
   });
 
   it("round-trips through the environment handed to child processes", () => {
-    const config = loadConfig({ PORT: "4000", DATABASE_URL: "postgres://x@y/z", GRADGUARD_BACKEND: "cpu", LOG_LEVEL: "warn" });
+    const config = loadConfig({ PORT: "4000", DATABASE_URL: "postgres://x@y/z", GRADGUARD_BACKEND: "cpu", LOG_LEVEL: "warn", GRADGUARD_READ_EVERY: "0" });
     expect(loadConfig(configToEnv(config))).toEqual(config);
   });
 });

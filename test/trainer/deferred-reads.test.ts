@@ -1,0 +1,205 @@
+// Reads in batches (readEvery ≥ 1), the mode for GPU backends: each update is bounded on the
+// device by what the watchdog already knows, and the numbers are read back and judged later.
+// Run on the cpu backend, where nothing forces the mode: only the GPU's speed is missing here.
+import * as tf from "@tensorflow/tfjs-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { resolveBackend } from "../../trainer/backend.ts";
+import { createGuard } from "../../trainer/guard.ts";
+import { parseJobSpec } from "../../trainer/spec.ts";
+import { type GuardDecision, type GuardObservation, prepareTraining, type StepGuard, type StepRecord, type TrainingCheckpoint, type TrainingEvent } from "../../trainer/train-loop.ts";
+import { silentLog } from "../helpers/database.ts";
+import { demoSpec } from "./fixtures.ts";
+
+const limits = { maxSteps: 100_000 };
+
+/** A spike clipped under SGD (×5: Adam's update absorbs it), a gradient skipped (×1000), a NaN batch, and an LR spike. */
+const FAULTS = [
+  { kind: "gradScale", step: 45, factor: 5 },
+  { kind: "gradScale", step: 60, factor: 1000 },
+  { kind: "nanBatch", step: 80 },
+  { kind: "lrSpike", step: 100, factor: 40, duration: 3 },
+];
+const OPTIMIZERS = [
+  { type: "sgd", learningRate: 0.1 },
+  { type: "adam", learningRate: 0.01 },
+];
+
+interface Run {
+  records: StepRecord[];
+  events: TrainingEvent[];
+  /** What the watchdog saw and decided, per step judged. */
+  judged: { observation: GuardObservation; decision: GuardDecision }[];
+  weights: Float32Array[];
+  checkpoints: TrainingCheckpoint[];
+}
+
+async function train(readEvery: number, overrides: Record<string, unknown> = {}, restoreFrom: TrainingCheckpoint[] = []): Promise<Run> {
+  const spec = parseJobSpec({ ...demoSpec(), steps: 130, faults: FAULTS, ...overrides }, limits);
+  const run: Run = { records: [], events: [], judged: [], weights: [], checkpoints: [] };
+  const training = prepareTraining(spec, { readEvery, guard: recording(createGuard(spec.watchdog, ["dense_0", "dense_1", "dense_2"]), run) });
+  await training.restore(restoreFrom);
+  await training.run({ onStep: (r) => run.records.push(r), onEvent: (e) => run.events.push(e), onCheckpoint: (c) => void run.checkpoints.push(c) });
+  run.weights = training.readWeights();
+  training.dispose();
+  return run;
+}
+
+/** The default guard, keeping what it saw and decided. */
+function recording(guard: StepGuard, run: Run): StepGuard {
+  return {
+    ...guard,
+    decide: (observation) => {
+      const decision = guard.decide(observation);
+      run.judged.push({ observation, decision });
+      return decision;
+    },
+  };
+}
+
+const finite = (weights: Float32Array[]) => weights.every((w) => w.every(Number.isFinite));
+
+describe("reads in batches (GPU mode)", () => {
+  beforeAll(async () => {
+    await resolveBackend("cpu", silentLog);
+  });
+
+  // What each policy must have done in the run, at least (the reference presets skip nothing,
+  // and Adam's update absorbs the ×5 and ×1000 spikes through the spike gate).
+  const POLICY_CASES = [
+    { policy: "gradguard", optimizer: OPTIMIZERS[0], acted: { clip: 1, scaled: 3, skip: 2 } },
+    { policy: "gradguard", optimizer: OPTIMIZERS[1], acted: { clip: 0, scaled: 3, skip: 1 } },
+    { policy: "zclip", optimizer: OPTIMIZERS[0], acted: { clip: 2, scaled: 0, skip: 0 } },
+    { policy: "static", optimizer: OPTIMIZERS[0], acted: { clip: 2, scaled: 0, skip: 0 } },
+  ];
+  for (const { policy, optimizer, acted: least } of POLICY_CASES) {
+    it(`${policy} with ${optimizer?.type}: bounds each update on the device as the watchdog decides it from the step's numbers`, async () => {
+      // Read every step: the device's bounds come from the state the watchdog then judges with.
+      const { records, judged } = await train(1, { optimizer, watchdog: { policy } });
+      expect(records).toHaveLength(130);
+      expect(judged.map((j) => j.observation.step)).toEqual(records.map((r) => r.step));
+      const acted = { clip: 0, scaled: 0, skip: 0 };
+      for (const [i, r] of records.entries()) {
+        const { observation, decision } = judged[i] as (typeof judged)[number];
+        const clipCoef = decision.clipTo !== null && r.gradNorm > decision.clipTo ? decision.clipTo / r.gradNorm : 1;
+        const at = `step ${r.step}`;
+        expect(r.action === "skip", at).toBe(decision.skip);
+        if (decision.skip) {
+          expect(r.gradNormAfter, at).toBe(0);
+          acted.skip++;
+          continue;
+        }
+        if (r.nonFinite) continue; // the reference presets apply it as it is
+        expect(r.clipCoef, at).toBeCloseTo(clipCoef, 5);
+        // The LR applied: the scheduled one (with its fault), at the scale the previous step left, times the step scale.
+        const scaleInForce = judged[i - 1]?.decision.lrScale ?? 1;
+        expect(r.lr / (observation.lr * scaleInForce), at).toBeCloseTo(decision.stepScale, 5);
+        if (clipCoef < 1) acted.clip++;
+        if (decision.stepScale < 1) acted.scaled++;
+      }
+      // Each of the device's rules was exercised: clip, step scale (the LR spike), skip (×1000, NaN).
+      expect(acted.clip).toBeGreaterThanOrEqual(least.clip);
+      expect(acted.scaled).toBeGreaterThanOrEqual(least.scaled);
+      expect(acted.skip).toBeGreaterThanOrEqual(least.skip);
+    });
+  }
+
+  for (const optimizer of OPTIMIZERS) {
+    it(`with ${optimizer.type}, applies what it reports: with decisions that need no later step, the trajectory is the host's`, async () => {
+      const faults = [
+        { kind: "lrSpike", step: 30, factor: 40, duration: 3 },
+        { kind: "nanBatch", step: 50 },
+      ];
+      const host = await train(0, { optimizer, faults, steps: 60 });
+      const device = await train(1, { optimizer, faults, steps: 60 });
+      expect(device.records.slice(30, 33).map((r) => r.action)).toEqual(["clip", "clip", "clip"]);
+      expect(device.records[50]?.action).toBe("skip");
+      // A step skipped on the device leaves the weights as they were (step 51's loss), but Adam's
+      // moments still decay by one step: its trajectory parts from the host's after that.
+      const same = optimizer.type === "sgd" ? 60 : 52;
+      for (let step = 0; step < same; step++) {
+        if (step === 50) expect(device.records[step]?.loss).toBeNaN();
+        else expect(device.records[step]?.loss, `step ${step}`).toBeCloseTo(host.records[step]?.loss as number, 4);
+      }
+      if (optimizer.type === "sgd") {
+        for (const [v, values] of device.weights.entries()) {
+          const expected = host.weights[v] as Float32Array;
+          for (let i = 0; i < values.length; i++) expect(values[i]).toBeCloseTo(expected[i] as number, 4);
+        }
+      }
+    });
+  }
+
+  it("reading 8 steps at once, keeps every step, in order, and contains the same faults", async () => {
+    const each = await train(0);
+    const batched = await train(8);
+    expect(batched.records.map((r) => r.step)).toEqual(each.records.map((r) => r.step));
+    expect(finite(batched.weights)).toBe(true);
+    const at = (run: Run, step: number) => run.records[step] as StepRecord;
+    // The ×1000 gradient and the NaN batch never reach the weights; the LR spike is taken at the typical step size.
+    for (const step of [60, 80]) expect(at(batched, step)).toMatchObject({ action: "skip", gradNormAfter: 0 });
+    expect(at(batched, 80).nonFinite).toBe(true);
+    for (const step of [100, 101, 102]) {
+      expect(at(batched, step).action).toBe("clip");
+      expect(at(batched, step).lr).toBeLessThan(0.15);
+    }
+    // Decisions arrive late, yet training ends where reading every step ends.
+    expect(at(batched, 129).loss).toBeCloseTo(at(each, 129).loss, 1);
+    // Events come before their step's record, in step order, as the writer expects.
+    expect(batched.events.map((e) => e.step)).toEqual([...batched.events.map((e) => e.step)].sort((a, b) => a - b));
+    expect(batched.events.filter((e) => e.kind === "nonFinite").map((e) => e.step)).toEqual([80]);
+  });
+
+  it("says so when, judging a step read late, the watchdog would have done more than the device did", async () => {
+    // ZClip judges after 25 norms; with reads at steps 7, 15, 23, 31, the device knew only 24 of
+    // them when it took step 27, so a spike there went through as it was.
+    const { records, events } = await train(8, { faults: [{ kind: "gradScale", step: 27, factor: 5 }], steps: 40 });
+    expect(records[27]).toMatchObject({ action: "none", clipCoef: 1 });
+    const late = events.filter((e) => e.kind === "lateDecision");
+    expect(late.map((e) => e.step)).toEqual([27]);
+    expect(late[0]?.severity).toBe("warning");
+    expect(late[0]?.message).toMatch(/^step 27: judged from its numbers, the watchdog would have scaled it by 0\.\d+; on the device, .* the update was scaled by 1\.00$/);
+    // Read every step, the same spike is clipped at its step.
+    expect((await train(1, { faults: [{ kind: "gradScale", step: 27, factor: 5 }], steps: 40 })).records[27]?.action).toBe("clip");
+  });
+
+  it("rolls back late: the steps trained before the rollback was known are discarded with it", async () => {
+    // Three skipped steps within 50 roll back; the third is read with the steps after it.
+    const faults = [50, 52, 54].map((step) => ({ kind: "nanBatch", step }));
+    const { records, events, weights } = await train(8, { faults, checkpoint: { everySteps: 20, keep: 3 } });
+    const rollback = events.find((e) => e.kind === "rolledBack") as TrainingEvent;
+    expect(rollback).toMatchObject({ step: 54, detail: { checkpointStep: 40 } });
+    // Steps after 54 were trained before its numbers were read (validation reads at step 49, so 50..57 are read together).
+    const lastTrained = 40 + (rollback.detail.skippedBatches as number) - 1;
+    expect(lastTrained).toBe(57);
+    expect(rollback.message).toContain(`batches 40..${lastTrained} are skipped`);
+    expect(records[54]?.action).toBe("rollback");
+    for (const r of records.slice(55, lastTrained + 1)) expect(r).toMatchObject({ action: "skip", gradNormAfter: 0 });
+    expect(records[lastTrained + 1]?.action).toBe("none");
+    expect(records.map((r) => r.step)).toEqual(Array.from({ length: 130 }, (_, i) => i));
+    expect(finite(weights)).toBe(true);
+  });
+
+  it("resumed from a checkpoint, repeats the uninterrupted run's steps exactly", async () => {
+    const overrides = { checkpoint: { everySteps: 20, keep: 3 } };
+    const whole = await train(8, overrides);
+    const saved = whole.checkpoints.filter((c) => c.step <= 60);
+    expect(saved.at(-1)?.step).toBe(60);
+    const resumed = await train(8, overrides, saved);
+    const strip = (rs: StepRecord[]) => rs.map(({ stepMs: _, ...rest }) => rest);
+    expect(strip(resumed.records)).toEqual(strip(whole.records.slice(60)));
+    expect(resumed.weights).toEqual(whole.weights);
+  });
+
+  it("leaks no tensors: the count after step 15 equals the count after step 999", async () => {
+    const spec = parseJobSpec({ ...demoSpec(), steps: 1000, optimizer: { type: "adam", learningRate: 0.01 } }, limits);
+    const training = prepareTraining(spec, { readEvery: 8 });
+    const counts = new Map<number, number>();
+    await training.run({
+      onStep: (r) => {
+        if (r.step === 15 || r.step === 999) counts.set(r.step, tf.memory().numTensors);
+      },
+    });
+    training.dispose();
+    expect(counts.get(999)).toBe(counts.get(15));
+  });
+});
