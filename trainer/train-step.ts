@@ -222,7 +222,8 @@ function applyBounds(
   u: tf.Tensor,
   learningRate: number,
 ): { clipCoef: tf.Tensor; stepScale: tf.Tensor; skip: tf.Tensor } {
-  const stepSize = tf.div(learningRate, w);
+  // Weights of norm 0 leave the step size and update ratio unknown (NaN), as in `decide`: no bound on them.
+  const stepSize = tf.where(tf.greater(w, 0), tf.div(learningRate, w), Number.NaN);
   const ratio = tf.mul(stepSize, u);
   const finite = tf.logicalAnd(tf.isFinite(loss), tf.isFinite(g));
   // The spike gate: an update ratio that is unknown (NaN) leaves it open, as in `decide`.

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { resolveBackend } from "../../trainer/backend.ts";
 import { createGuard } from "../../trainer/guard.ts";
+import { reportedLayerNames } from "../../trainer/model.ts";
 import { parseJobSpec } from "../../trainer/spec.ts";
 import { type GuardDecision, type GuardObservation, prepareTraining, type StepGuard, type StepRecord, type TrainingCheckpoint, type TrainingEvent } from "../../trainer/train-loop.ts";
 import { silentLog } from "../helpers/database.ts";
@@ -36,7 +37,7 @@ interface Run {
 async function train(readEvery: number, overrides: Record<string, unknown> = {}, restoreFrom: TrainingCheckpoint[] = []): Promise<Run> {
   const spec = parseJobSpec({ ...demoSpec(), steps: 130, faults: FAULTS, ...overrides }, limits);
   const run: Run = { records: [], events: [], judged: [], weights: [], checkpoints: [] };
-  const training = prepareTraining(spec, { readEvery, guard: recording(createGuard(spec.watchdog, ["dense_0", "dense_1", "dense_2"]), run) });
+  const training = prepareTraining(spec, { readEvery, guard: recording(createGuard(spec.watchdog, reportedLayerNames(spec.model)), run) });
   await training.restore(restoreFrom);
   await training.run({ onStep: (r) => run.records.push(r), onEvent: (e) => run.events.push(e), onCheckpoint: (c) => void run.checkpoints.push(c) });
   run.weights = training.readWeights();
@@ -102,6 +103,14 @@ describe("reads in batches (GPU mode)", () => {
       expect(acted.skip).toBeGreaterThanOrEqual(least.skip);
     });
   }
+
+  it("leaves an update alone when the weights' norm is 0 (an unknown update ratio, as for decide)", async () => {
+    const model = { layers: [{ type: "dense", units: 2, inputShape: [2], kernelInitializer: "zeros", biasInitializer: "zeros" }] };
+    const { records, judged } = await train(1, { model, faults: [], steps: 3, watchdog: { policy: "gradguard" } });
+    expect(judged[0]?.observation.updateRatio).toBeNaN();
+    expect(records[0]).toMatchObject({ action: "none", clipCoef: 1, lr: 0.1 });
+    expect(records[1]?.weightNorm).toBeGreaterThan(0);
+  });
 
   for (const optimizer of OPTIMIZERS) {
     it(`with ${optimizer.type}, applies what it reports: with decisions that need no later step, the trajectory is the host's`, async () => {
