@@ -364,7 +364,8 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         if (decision.stop !== null) diverged = decision.stop;
 
         finalLoss = measurement.loss;
-        const isLast = step === spec.steps - 1 || diverged !== null;
+        // After a stop, steps read with it were trained too: the validation loss is of the last one.
+        const isLast = step === spec.steps - 1 || (diverged !== null && step === done.lastTrained);
         const valLoss = validationBatches.length > 0 && ((step + 1) % spec.validation.everySteps === 0 || isLast) ? validationLoss() : null;
         if (valLoss !== null) finalValLoss = valLoss;
         const bounded = applied.clipCoef < 1 || applied.stepScale < 1;

@@ -7,7 +7,7 @@ import { resolveBackend } from "../../trainer/backend.ts";
 import { createGuard } from "../../trainer/guard.ts";
 import { reportedLayerNames } from "../../trainer/model.ts";
 import { parseJobSpec } from "../../trainer/spec.ts";
-import { type GuardDecision, type GuardObservation, prepareTraining, type StepGuard, type StepRecord, type TrainingCheckpoint, type TrainingEvent } from "../../trainer/train-loop.ts";
+import { type GuardDecision, type GuardObservation, NO_DECISION, prepareTraining, type StepGuard, type StepRecord, type TrainingCheckpoint, type TrainingEvent } from "../../trainer/train-loop.ts";
 import { silentLog } from "../helpers/database.ts";
 import { demoSpec } from "./fixtures.ts";
 
@@ -186,6 +186,27 @@ describe("reads in batches (GPU mode)", () => {
     expect(records[lastTrained + 1]?.action).toBe("none");
     expect(records.map((r) => r.step)).toEqual(Array.from({ length: 130 }, (_, i) => i));
     expect(finite(weights)).toBe(true);
+  });
+
+  it("stops late: the steps trained before the stop was known are kept, and the validation loss is of the last", async () => {
+    const stopAt20: StepGuard = {
+      decide: (obs) => ({ ...NO_DECISION, ...(obs.step === 20 ? { stop: "diverged (test)", action: "stop" as const } : {}) }),
+      snapshot: () => null,
+      restore: () => {},
+      afterRollback: () => {},
+    };
+    const spec = parseJobSpec({ ...demoSpec(), steps: 100, validation: { fraction: 0.1, everySteps: 50 } }, limits);
+    const training = prepareTraining(spec, { readEvery: 8, guard: stopAt20 });
+    const records: StepRecord[] = [];
+    const summary = await training.run({ onStep: (r) => records.push(r) });
+    training.dispose();
+    // Steps 16..23 were read together: 21..23 had been trained when step 20's numbers came back.
+    expect(summary).toMatchObject({ diverged: "diverged (test)", stepsRun: 24, stopped: false });
+    expect(records.map((r) => r.step)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    expect(records[20]?.action).toBe("stop");
+    expect(records.slice(21).map((r) => r.action)).toEqual(["none", "none", "none"]);
+    expect(records.filter((r) => r.valLoss !== null).map((r) => r.step)).toEqual([23]);
+    expect(summary.finalValLoss).toBe(records[23]?.valLoss);
   });
 
   it("resumed from a checkpoint, repeats the uninterrupted run's steps exactly", async () => {
