@@ -60,8 +60,8 @@ const observe = (measurement: GradientMeasurement, scale: number) => ({
   weightNorm: measurement.weightNorm,
 });
 /** Judged before its update, as the trainer runs a step with readEvery 0, less its data sampling and bookkeeping. */
-const judgedEachStep = () => {
-  const { measurement, grads } = measureGradients(context, batch, 1, step % 10 === 0 ? undefined : weightNorm);
+const judgedEachStep = async () => {
+  const { measurement, grads } = await measureGradients(context, batch, 1, step % 10 === 0 ? undefined : weightNorm);
   weightNorm = measurement.weightNorm;
   const decision = guard.decide(observe(measurement, lrScale));
   lrScale = decision.lrScale;
@@ -82,24 +82,22 @@ const readEvery = async () => {
     lrScale = guard.decide(observe(measurement, (taken[i] as (typeof taken)[number]).scale)).lrScale;
   }
 };
-/** Waits for the device: one number that depends on the last update. */
-const settle = () => tf.tidy(() => tf.sum(lastVariable)).dataSync();
-const block = (run: () => void) => () => msPerStep(run, BLOCK_STEPS, settle);
-const asyncBlock = (run: () => Promise<void>) => async () => {
-  const started = performance.now();
-  for (let i = 0; i < BLOCK_STEPS; i++) await run();
-  settle();
-  return (performance.now() - started) / BLOCK_STEPS;
+/** Waits for the device: one number that depends on the last update (read asynchronously: WebGPU in Node has no synchronous read). */
+const settle = async () => {
+  const sum = tf.tidy(() => tf.sum(lastVariable));
+  await sum.data();
+  sum.dispose();
 };
+const block = (run: () => unknown) => () => msPerStep(run, BLOCK_STEPS, settle);
 
 console.log(`${workload.name} on ${backend}; ${PAIRS} pairs of ${BLOCK_STEPS}-step blocks for each way`);
-block(bare)(); // warm-up: kernels compiled, memory allocated
-block(judgedEachStep)();
-await asyncBlock(readEvery)();
+await block(bare)(); // warm-up: kernels compiled, memory allocated
+await block(judgedEachStep)();
+await block(readEvery)();
 const rows = [];
 for (const [way, timed] of [
   ["judged each step (readEvery 0)", block(judgedEachStep)],
-  [`read every ${READ_EVERY} (readEvery ${READ_EVERY}, the GPU default)`, asyncBlock(readEvery)],
+  [`read every ${READ_EVERY} (readEvery ${READ_EVERY}, the GPU default)`, block(readEvery)],
 ] as const) {
   const [bareTimes, guardedTimes] = await alternate(PAIRS, block(bare), timed);
   const ratio = pairedRatio(guardedTimes, bareTimes);

@@ -50,15 +50,15 @@ const threads = backend === "wasm" ? getThreadsCount() : availableParallelism();
 const torch = await startPyTorch(threads);
 const { bare, measured, dispose } = setupSteps(workloadSpec(MLP));
 console.log(`${MLP.name}: tfjs ${tf.version_core} on ${backend} (${threads} thread${threads > 1 ? "s" : ""}) against PyTorch ${torch.info.torch} (${torch.info.threads}), ${REPEATS} turns of ${STEPS_PER_REPEAT} steps`);
-msPerStep(bare, STEPS_PER_REPEAT); // warm-up: kernels compiled, memory allocated
-msPerStep(measured, STEPS_PER_REPEAT);
+await msPerStep(bare, STEPS_PER_REPEAT); // warm-up: kernels compiled, memory allocated
+await msPerStep(measured, STEPS_PER_REPEAT);
 await torch.msPerStep(STEPS_PER_REPEAT);
 const times = { gradguard: [] as number[], bare: [] as number[], pytorch: [] as number[] };
 for (let r = 0; r < REPEATS; r++) {
   // Taking turns, so drift on a noisy machine hits every side alike.
-  times.gradguard.push(msPerStep(measured, STEPS_PER_REPEAT));
+  times.gradguard.push(await msPerStep(measured, STEPS_PER_REPEAT));
   times.pytorch.push(await torch.msPerStep(STEPS_PER_REPEAT));
-  times.bare.push(msPerStep(bare, STEPS_PER_REPEAT));
+  times.bare.push(await msPerStep(bare, STEPS_PER_REPEAT));
 }
 dispose();
 await torch.stop();

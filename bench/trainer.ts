@@ -128,8 +128,8 @@ const rows = [];
 try {
   for (const workload of [MLP, SIMPLE_RNN]) {
     const { bare, measured, dispose } = setupSteps(workloadSpec(workload));
-    msPerStep(bare, 3 * NORMS_BLOCK_STEPS); // warm-up: kernels compiled, memory allocated
-    msPerStep(measured, 3 * NORMS_BLOCK_STEPS);
+    await msPerStep(bare, 3 * NORMS_BLOCK_STEPS); // warm-up: kernels compiled, memory allocated
+    await msPerStep(measured, 3 * NORMS_BLOCK_STEPS);
     const [bareTimes, measuredTimes] = await alternate(NORMS_PAIRS, () => msPerStep(bare, NORMS_BLOCK_STEPS), () => msPerStep(measured, NORMS_BLOCK_STEPS));
     dispose();
     const normsRatio = pairedRatio(measuredTimes, bareTimes);

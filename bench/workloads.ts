@@ -64,8 +64,8 @@ export function setupSteps(spec: JobSpec) {
   // As the training loop does: ‖w‖ measured every 10th step, reused in between.
   let steps = 0;
   let weightNorm: number | undefined;
-  const measured = () => {
-    const { measurement, grads } = measureGradients(context, batch, 1, steps++ % 10 === 0 ? undefined : weightNorm);
+  const measured = async () => {
+    const { measurement, grads } = await measureGradients(context, batch, 1, steps++ % 10 === 0 ? undefined : weightNorm);
     weightNorm = measurement.weightNorm;
     applyUpdate(context, grads, { clipCoef: 1, learningRate: spec.optimizer.learningRate, skip: false });
   };
@@ -76,11 +76,14 @@ export function setupSteps(spec: JobSpec) {
   return { context, batch, layerNames: built.layerNames, bare, measured, dispose };
 }
 
-/** Mean ms per step over `steps` steps; `settle` (inside the clock) waits for a device that queues work. */
-export function msPerStep(step: () => void, steps: number, settle?: () => void): number {
+/**
+ * Mean ms per step over `steps` steps, each awaited (a step that reads from a device is async);
+ * `settle` (inside the clock) waits for a device that queues work.
+ */
+export async function msPerStep(step: () => unknown, steps: number, settle?: () => unknown): Promise<number> {
   const started = performance.now();
-  for (let i = 0; i < steps; i++) step();
-  settle?.();
+  for (let i = 0; i < steps; i++) await step();
+  await settle?.();
   return (performance.now() - started) / steps;
 }
 

@@ -141,10 +141,11 @@ export function scheduledRate(spec: OptimizerSpec, step: number, totalSteps: num
  * its setWeights recomputes them as powers, which differ in the last float32 bits, so a
  * resumed run would drift from an uninterrupted one. Saving them keeps resumption exact.
  */
-export function readOptimizerScalars(optimizer: tf.Optimizer): Record<string, number> {
+export async function readOptimizerScalars(optimizer: tf.Optimizer): Promise<Record<string, number>> {
   const adam = optimizer as unknown as Partial<Record<"accBeta1" | "accBeta2", tf.Variable>>;
   if (!adam.accBeta1 || !adam.accBeta2) return {};
-  return { accBeta1: adam.accBeta1.dataSync()[0] as number, accBeta2: adam.accBeta2.dataSync()[0] as number };
+  const [accBeta1, accBeta2] = await Promise.all([adam.accBeta1.data(), adam.accBeta2.data()]);
+  return { accBeta1: accBeta1[0] as number, accBeta2: accBeta2[0] as number };
 }
 
 export function writeOptimizerScalars(optimizer: tf.Optimizer, scalars: Record<string, number>): void {

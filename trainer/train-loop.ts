@@ -202,18 +202,20 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
 
   const capture = async (step: number): Promise<TrainingCheckpoint> => ({
     step,
-    weights: built.model.weights.map((weight) => named(weight.name, weight.read())),
-    optimizer: (await optimizer.getWeights()).map(({ name, tensor }) => {
-      const values = named(name, tensor);
-      // getWeights hands out the optimizer's own variables (keep them) and a fresh
-      // iteration-count tensor (free it).
-      if (typeof (tensor as tf.Variable).assign !== "function") tensor.dispose();
-      return values;
-    }),
+    weights: await Promise.all(built.model.weights.map((weight) => named(weight.name, weight.read()))),
+    optimizer: await Promise.all(
+      (await optimizer.getWeights()).map(async ({ name, tensor }) => {
+        const values = await named(name, tensor);
+        // getWeights hands out the optimizer's own variables (keep them) and a fresh
+        // iteration-count tensor (free it).
+        if (typeof (tensor as tf.Variable).assign !== "function") tensor.dispose();
+        return values;
+      }),
+    ),
     state: {
       sampler: sampler.snapshot(),
       lrScale,
-      optimizerScalars: readOptimizerScalars(optimizer),
+      optimizerScalars: await readOptimizerScalars(optimizer),
       dropout: dropoutCounters(built.model),
       operator: { ...operator },
       guard: guard?.snapshot() ?? null,
@@ -241,11 +243,11 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
   const baseRate = (step: number) => (operator.learningRate ?? scheduledRate(spec.optimizer, step, spec.steps)) * operator.learningRateFactor;
   const effectiveRate = (step: number) => baseRate(step) * lrScale;
 
-  const validationLoss = (): number => {
+  const validationLoss = async (): Promise<number> => {
     const total = tf.tidy(() =>
       tf.addN(validationBatches.map((b) => tf.mul(LOSSES[spec.loss](b.y, built.model.predict(b.x) as tf.Tensor), b.x.shape[0] as number))),
     );
-    const value = total.dataSync()[0] as number;
+    const value = (await total.data())[0] as number;
     total.dispose();
     return value / validation.examples;
   };
@@ -366,7 +368,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         finalLoss = measurement.loss;
         // After a stop, steps read with it were trained too: the validation loss is of the last one.
         const isLast = step === spec.steps - 1 || (diverged !== null && step === done.lastTrained);
-        const valLoss = validationBatches.length > 0 && ((step + 1) % spec.validation.everySteps === 0 || isLast) ? validationLoss() : null;
+        const valLoss = validationBatches.length > 0 && ((step + 1) % spec.validation.everySteps === 0 || isLast) ? await validationLoss() : null;
         if (valLoss !== null) finalValLoss = valLoss;
         const bounded = applied.clipCoef < 1 || applied.stepScale < 1;
         const appliedAction: StepAction = applied.skipped ? "skip" : bounded ? "clip" : "none";
@@ -467,7 +469,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           const validationDue = validationBatches.length > 0 && (step + 1) % spec.validation.everySteps === 0;
           if (pending.length >= readEvery || isLast || checkpointDue || validationDue) await readPending();
         } else {
-          const { measurement, grads } = measureGradients(context, batch, faults.gradFactor, knownWeightNorm);
+          const { measurement, grads } = await measureGradients(context, batch, faults.gradFactor, knownWeightNorm);
           if (knownWeightNorm === undefined) weightNorm = { value: measurement.weightNorm, step };
           tf.dispose([batch.x, batch.y]);
           const observation = observe(step, measurement, proposedLr, lrScale);
@@ -564,8 +566,9 @@ function lateDecisionEvents(step: number, measurement: GradientMeasurement, deci
   ];
 }
 
-function named(name: string, tensor: tf.Tensor): NamedValues {
-  return { name, shape: tensor.shape, values: tensor.dataSync() as Float32Array };
+/** A tensor's values, read asynchronously: WebGPU in Node cannot read synchronously (tfjs's readSync needs OffscreenCanvas). */
+async function named(name: string, tensor: tf.Tensor): Promise<NamedValues> {
+  return { name, shape: tensor.shape, values: (await tensor.data()) as Float32Array };
 }
 
 /** The validation set as tensors once, in chunks small enough for any backend. */

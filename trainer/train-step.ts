@@ -56,7 +56,7 @@ export const LOSSES: Record<"softmaxCrossEntropy" | "meanSquaredError", LossFunc
  * their norm (it changes by the update ratio per step, 1e-3 in healthy training). The caller
  * owns the returned gradients: pass them to applyUpdate.
  */
-export function measureGradients(context: StepContext, batch: Batch, gradFactor = 1, knownWeightNorm?: number): MeasuredGradients {
+export async function measureGradients(context: StepContext, batch: Batch, gradFactor = 1, knownWeightNorm?: number): Promise<MeasuredGradients> {
   const variables = context.layerVariables.flat();
   const { value, grads } = gradientsOf(context, batch, gradFactor);
   const gradients = variables.map((variable) => grads[variable.name] as tf.Tensor);
@@ -73,10 +73,11 @@ export function measureGradients(context: StepContext, batch: Batch, gradFactor 
     if (update) all.set(update.dataSync(), all.length - variables.length);
     values = all;
   } else {
-    // A device: one tensor, one read. Summing into layers and totals on the host saves a
-    // kernel each, and parts that are absent take no placeholder tensor.
+    // A device: one tensor, one read, awaited (WebGPU in Node has no synchronous read). Summing
+    // into layers and totals on the host saves a kernel each, and parts that are absent take no
+    // placeholder tensor.
     const readout = tf.tidy(() => tf.concat(measurementParts(value, gradients, layout.measuredWeights ? variables : null, update)));
-    values = readout.dataSync() as Float32Array;
+    values = (await readout.data()) as Float32Array;
     readout.dispose();
   }
   tf.dispose(update ? [value, update] : [value]);

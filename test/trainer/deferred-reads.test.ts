@@ -34,13 +34,13 @@ interface Run {
   checkpoints: TrainingCheckpoint[];
 }
 
-async function train(readEvery: number, overrides: Record<string, unknown> = {}, restoreFrom: TrainingCheckpoint[] = []): Promise<Run> {
+async function train(readEvery: number, overrides: Record<string, unknown> = {}, restoreFrom: TrainingCheckpoint[] = [], { readWeights = true } = {}): Promise<Run> {
   const spec = parseJobSpec({ ...demoSpec(), steps: 130, faults: FAULTS, ...overrides }, limits);
   const run: Run = { records: [], events: [], judged: [], weights: [], checkpoints: [] };
   const training = prepareTraining(spec, { readEvery, guard: recording(createGuard(spec.watchdog, reportedLayerNames(spec.model)), run) });
   await training.restore(restoreFrom);
   await training.run({ onStep: (r) => run.records.push(r), onEvent: (e) => run.events.push(e), onCheckpoint: (c) => void run.checkpoints.push(c) });
-  run.weights = training.readWeights();
+  if (readWeights) run.weights = training.readWeights();
   training.dispose();
   return run;
 }
@@ -207,6 +207,24 @@ describe("reads in batches (GPU mode)", () => {
     expect(records.slice(21).map((r) => r.action)).toEqual(["none", "none", "none"]);
     expect(records.filter((r) => r.valLoss !== null).map((r) => r.step)).toEqual([23]);
     expect(summary.finalValLoss).toBe(records[23]?.valLoss);
+  });
+
+  it("reads nothing synchronously, which WebGPU in Node cannot do, whether it reads every step or every 8", async () => {
+    const dataSync = tf.Tensor.prototype.dataSync;
+    tf.Tensor.prototype.dataSync = () => {
+      throw new Error("a synchronous read (tfjs's WebGPU backend needs OffscreenCanvas for it, which Node lacks)");
+    };
+    try {
+      const overrides = { steps: 60, faults: [{ kind: "nanBatch", step: 30 }], checkpoint: { everySteps: 20, keep: 2 }, validation: { fraction: 0.1, everySteps: 25 }, optimizer: OPTIMIZERS[1] };
+      for (const readEvery of [0, 8]) {
+        const { records, checkpoints } = await train(readEvery, overrides, [], { readWeights: false });
+        expect(records).toHaveLength(60);
+        expect(checkpoints.map((c) => c.step)).toEqual([20, 40]);
+        expect(records.filter((r) => r.valLoss !== null).map((r) => r.step)).toEqual([24, 49, 59]);
+      }
+    } finally {
+      tf.Tensor.prototype.dataSync = dataSync;
+    }
   });
 
   it("resumed from a checkpoint, repeats the uninterrupted run's steps exactly", async () => {

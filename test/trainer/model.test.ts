@@ -34,7 +34,7 @@ function firstBatch(data: Dataset, n: number): { x: tf.Tensor; y: tf.Tensor } {
 }
 
 /** `steps` steps of the production step functions on one batch; what they measured and did. */
-function trainSteps(spec: JobSpec, steps: number) {
+async function trainSteps(spec: JobSpec, steps: number) {
   const built = buildModel(spec);
   const batch = firstBatch(makeDataset(spec.data), spec.batchSize);
   const context: StepContext = { model: built.model, optimizer: tf.train.sgd(0.05), loss: LOSSES[spec.loss], layerVariables: built.layerVariables };
@@ -43,7 +43,7 @@ function trainSteps(spec: JobSpec, steps: number) {
   const measurements: GradientMeasurement[] = [];
   const tensorCounts: number[] = [];
   for (let step = 0; step < steps; step++) {
-    const { measurement, grads } = measureGradients(context, batch);
+    const { measurement, grads } = await measureGradients(context, batch);
     applyUpdate(context, grads, { clipCoef: 1, learningRate: 0.05, skip: false });
     measurements.push(measurement);
     tensorCounts.push(tf.memory().numTensors);
@@ -152,9 +152,9 @@ describe.each([...new Set([resolved, "cpu"])])("every layer type on the %s backe
   });
 
   for (const layerCase of LAYER_CASES) {
-    it(`${layerCase.name}: trains with finite norms, moving weights and no leak`, () => {
+    it(`${layerCase.name}: trains with finite norms, moving weights and no leak`, async () => {
       const spec = job({ layers: layerCase.layers }, layerCase.data, layerCase.loss);
-      const { layerNames, variableCounts, measurements, tensorCounts, before, after } = trainSteps(spec, 4);
+      const { layerNames, variableCounts, measurements, tensorCounts, before, after } = await trainSteps(spec, 4);
       expect(layerNames).toHaveLength(variableCounts.length);
       expect(variableCounts.every((n) => n > 0)).toBe(true);
       for (const m of measurements) {
@@ -174,7 +174,7 @@ describe.skipIf(resolved === "cpu")(`the ${resolved} backend's gradients`, () =>
   /** The first step's per-layer norms on a backend, for the same spec, seed and batch. */
   async function firstNorms(spec: JobSpec, backend: string): Promise<number[]> {
     await tf.setBackend(tfName(backend));
-    return trainSteps(spec, 1).measurements[0]?.layerNorms ?? [];
+    return (await trainSteps(spec, 1)).measurements[0]?.layerNorms ?? [];
   }
 
   for (const layerCase of LAYER_CASES) {
@@ -206,7 +206,7 @@ describe.skipIf(resolved === "cpu")(`the ${resolved} backend's measurements`, ()
       const context: StepContext = { model: built.model, optimizer: makeOptimizer(optimizer), loss: LOSSES[spec.loss], layerVariables: built.layerVariables };
       const measurements: GradientMeasurement[] = [];
       for (let step = 0; step < 4; step++) {
-        const { measurement, grads } = measureGradients(context, batch, 1, step % 2 === 1 ? 7.5 : undefined);
+        const { measurement, grads } = await measureGradients(context, batch, 1, step % 2 === 1 ? 7.5 : undefined);
         applyUpdate(context, grads, { clipCoef: 1, learningRate: optimizer.learningRate, skip: false });
         measurements.push(measurement);
       }
@@ -392,7 +392,7 @@ describe("model topologies", () => {
     seed: 1,
   });
 
-  it("round-trips: a built model's toJSON, fed back as a topology, builds the same layers and trains", () => {
+  it("round-trips: a built model's toJSON, fed back as a topology, builds the same layers and trains", async () => {
     const original = buildModel(
       job(
         {
@@ -409,7 +409,7 @@ describe("model topologies", () => {
     );
     const topology = JSON.parse(original.model.toJSON() as string);
     const spec = parseJobSpec(topologySpec(topology), limits);
-    const { layerNames, measurements, tensorCounts, before, after } = trainSteps(spec, 3);
+    const { layerNames, measurements, tensorCounts, before, after } = await trainSteps(spec, 3);
     expect([...layerNames].sort()).toEqual([...original.layerNames].sort());
     expect(measurements.every((m) => !m.nonFinite && m.gradNorm > 0)).toBe(true);
     expect(after).not.toEqual(before);
@@ -433,7 +433,7 @@ describe("model topologies", () => {
     expect(weights(2)[0]).not.toEqual(weights(1)[0]);
   });
 
-  it("loads Keras JSON: an InputLayer, snake_case, string initializers, Keras 2.13 bookkeeping fields", () => {
+  it("loads Keras JSON: an InputLayer, snake_case, string initializers, Keras 2.13 bookkeeping fields", async () => {
     const keras = {
       class_name: "Sequential",
       config: {
@@ -459,7 +459,7 @@ describe("model topologies", () => {
       keras_version: "2.15.0",
       backend: "tensorflow",
     };
-    const { layerNames, measurements } = trainSteps(parseJobSpec(topologySpec(keras), limits), 2);
+    const { layerNames, measurements } = await trainSteps(parseJobSpec(topologySpec(keras), limits), 2);
     expect(layerNames).toEqual(["hidden", "logits"]);
     expect(measurements.every((m) => !m.nonFinite)).toBe(true);
     const softmax = structuredClone(keras);
