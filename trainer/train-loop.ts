@@ -162,7 +162,7 @@ export interface PreparedTraining {
    */
   restore(checkpoints: TrainingCheckpoint[]): Promise<void>;
   run(callbacks?: TrainCallbacks): Promise<TrainSummary>;
-  /** Copies of the trainable variables' values, layer by layer. */
+  /** Copies of the trainable variables' values, layer by layer, read synchronously (tests; not on WebGPU in Node). */
   readWeights(): Float32Array[];
   /** Frees the model, optimizer and data tensors. */
   dispose(): void;
