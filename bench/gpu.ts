@@ -4,9 +4,9 @@
 // then applyGradients; nothing read back):
 //   - judged each step (readEvery 0): measureGradients reads the loss and norms back in one
 //     device→host read, the default watchdog's decide, applyUpdate with what it decided;
-//   - read every 8 (the trainer's default on GPU backends): boundedStep bounds the update on the
-//     device with the watchdog's deviceBounds, and every 8th step the 8 steps' numbers are read
-//     in one transfer and judged by decide.
+//   - read every 8 (the trainer's default on GPU backends), and every 32: boundedStep bounds the
+//     update on the device with the watchdog's deviceBounds, and every n-th step the n steps'
+//     numbers are read in one transfer and judged by decide.
 // Each block ends by reading one number that depends on its last update, so the GPU's queue is
 // drained inside the clock on both sides. The backend is GRADGUARD_BACKEND's or the first that
 // works; with DAWN_NODE (the path of a dawn.node), WebGPU over that Dawn, for a GPU machine
@@ -25,8 +25,9 @@ import { alternate, MLP, median, mlp, msPerStep, pairedRatio, setupSteps, worklo
 const SMALL = process.argv.includes("--small");
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const PAIRS = Number(args[0] ?? (SMALL ? 9 : 15));
-const READ_EVERY = 8;
-const BLOCK_STEPS = 2 * READ_EVERY;
+/** The trainer's default on GPU backends, and a longer batch for comparison. */
+const READ_EVERY = [8, 32];
+const BLOCK_STEPS = 64;
 const TARGET = 1.05;
 
 /** The backend to time on. With DAWN_NODE the WebGPU backend is imported by name, so a bundle holds it. */
@@ -69,13 +70,13 @@ const judgedEachStep = async () => {
   applyUpdate(context, grads, { clipCoef, learningRate: lr * lrScale * decision.stepScale, skip: decision.skip || decision.rollbackBefore !== null || decision.stop !== null });
   step++;
 };
-/** Bounded on the device and read READ_EVERY steps at once, as the trainer runs steps on a GPU backend. */
+/** Bounded on the device and read n steps at once, as the trainer runs steps on a GPU backend. */
 const pending: (PendingReadout & { scale: number })[] = [];
-const readEvery = async () => {
+const readEvery = (n: number) => async () => {
   const known = step % 10 === 0 ? undefined : weightNorm;
   pending.push({ ...boundedStep(context, batch, 1, known, guard.deviceBounds(), lr * lrScale), scale: lrScale });
   step++;
-  if (pending.length < READ_EVERY) return;
+  if (pending.length < n) return;
   const taken = pending.splice(0);
   for (const [i, { measurement }] of (await readBoundedSteps(context, taken)).entries()) {
     weightNorm = measurement.weightNorm;
@@ -93,12 +94,13 @@ const block = (run: () => unknown) => () => msPerStep(run, BLOCK_STEPS, settle);
 console.log(`${workload.name} on ${backend}; ${PAIRS} pairs of ${BLOCK_STEPS}-step blocks for each way`);
 await block(bare)(); // warm-up: kernels compiled, memory allocated
 await block(judgedEachStep)();
-await block(readEvery)();
+await block(readEvery(READ_EVERY[0] as number))();
 const rows = [];
-for (const [way, timed] of [
+const ways: [string, () => Promise<number>][] = [
   ["judged each step (readEvery 0)", block(judgedEachStep)],
-  [`read every ${READ_EVERY} (readEvery ${READ_EVERY}, the GPU default)`, block(readEvery)],
-] as const) {
+  ...READ_EVERY.map((n): [string, () => Promise<number>] => [`read every ${n} (readEvery ${n}${n === 8 ? ", the GPU default" : ""})`, block(readEvery(n))]),
+];
+for (const [way, timed] of ways) {
   const [bareTimes, guardedTimes] = await alternate(PAIRS, block(bare), timed);
   const ratio = pairedRatio(guardedTimes, bareTimes);
   rows.push({ workload: workload.name, way, bareMs: median(bareTimes), guardedMs: median(guardedTimes), ratio, target: TARGET, met: ratio <= TARGET });
