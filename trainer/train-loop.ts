@@ -343,7 +343,6 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         const appliedRatio = applied.skipped ? 0 : (applied.lr * measurement.updateNorm) / measurement.weightNorm;
         if (!(appliedRatio <= REMEASURE_AFTER_RATIO)) weightNorm = null;
         for (const event of events) emit(event);
-        for (const event of decision.events) emit(event);
 
         if (decision.rollbackBefore !== null) {
           const target = [...checkpoints].reverse().find((c) => c.step <= (decision.rollbackBefore as number)) ?? checkpoints[0];
@@ -429,8 +428,8 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           }
           const decision = guard?.decide(observation) ?? NO_DECISION;
           lrScale = decision.lrScale;
-          const events = [...entry.events, ...lateDecisionEvents(step, measurement, decision, applied)];
           if (decision.rollbackBefore !== null) rolledBackAt = step;
+          const events = [...entry.events, ...eventsOfDeviceStep(step, measurement, decision, applied, entry.bounds)];
           await conclude({ step, measurement, observation, decision, applied: { ...applied, lr }, events, stepMs, lastTrained });
         }
       };
@@ -464,7 +463,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           const withOperator = { ...bounds, clipTo: Math.min(bounds.clipTo, operator.maxNorm ?? Number.POSITIVE_INFINITY) };
           const readout = boundedStep(context, batch, faults.gradFactor, knownWeightNorm, withOperator, proposedLr * lrScale);
           tf.dispose([batch.x, batch.y]);
-          pending.push({ ...readout, step, started, proposedLr, lrScale, events });
+          pending.push({ ...readout, step, started, proposedLr, lrScale, events, bounds: withOperator });
           const checkpointDue = (step + 1) % spec.checkpoint.everySteps === 0;
           const validationDue = validationBatches.length > 0 && (step + 1) % spec.validation.everySteps === 0;
           if (pending.length >= readEvery || isLast || checkpointDue || validationDue) await readPending();
@@ -481,7 +480,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           const lr = proposedLr * lrScale * decision.stepScale;
           applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
           const applied = { clipCoef: skip ? 1 : clipCoef, stepScale: skip ? 1 : decision.stepScale, skipped: skip, lr };
-          await conclude({ step, measurement, observation, decision, applied, events, stepMs: performance.now() - started, lastTrained: step });
+          await conclude({ step, measurement, observation, decision, applied, events: [...events, ...decision.events], stepMs: performance.now() - started, lastTrained: step });
         }
 
         if (pending.length === 0 && (step + 1) % spec.checkpoint.everySteps === 0 && !isLast && diverged === null) {
@@ -529,6 +528,8 @@ interface PendingStep extends PendingReadout {
   lrScale: number;
   /** Its fault events, emitted with the step. */
   events: TrainingEvent[];
+  /** What the device bounded it by. */
+  bounds: DeviceBounds;
 }
 
 interface ConcludedStep {
@@ -538,7 +539,7 @@ interface ConcludedStep {
   decision: GuardDecision;
   /** What the update was, with the learning rate it was applied at. */
   applied: AppliedOnDevice & { lr: number };
-  /** Events of the step that come before the guard's. */
+  /** The step's events: its faults', then the guard's. */
   events: TrainingEvent[];
   stepMs: number;
   /** The last step trained when this one is concluded (itself, unless it was read late). */
@@ -546,24 +547,41 @@ interface ConcludedStep {
 }
 
 /**
- * When the guard, judging a step read late, would have done more to its update than the device
- * did (skipped it, or bounded it more than 1% further), says so: the update cannot be taken back,
- * and its consequences (LR, rollback, stop) follow from the next step.
+ * The events of a step bounded on the device, once the guard has judged it. Where its decision
+ * on the step's own update matches what the device did (within 1%), they are the guard's. Where
+ * it does not, the update cannot be taken back, and the guard's clip or skip events would claim
+ * what did not happen: they are replaced by one that says what was applied and what the guard
+ * wanted. `lateDecision` when the guard wanted more (its state had not seen the last steps when
+ * the bounds were set, e.g. during ZClip's warm-up); `clip` or `skip` when the device did more.
  */
-function lateDecisionEvents(step: number, measurement: GradientMeasurement, decision: GuardDecision, applied: AppliedOnDevice): TrainingEvent[] {
-  if (applied.skipped || decision.rollbackBefore !== null || decision.stop !== null) return [];
-  const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
-  const wanted = decision.skip ? "skipped it" : clipCoef * decision.stepScale < 0.99 * applied.clipCoef * applied.stepScale ? `scaled it by ${(clipCoef * decision.stepScale).toPrecision(3)}` : null;
-  if (wanted === null) return [];
-  return [
-    {
-      step,
-      kind: "lateDecision",
-      severity: "warning",
-      message: `step ${step}: judged from its numbers, the watchdog would have ${wanted}; on the device, bounded by what was known before it, the update was scaled by ${(applied.clipCoef * applied.stepScale).toPrecision(3)}`,
-      detail: { wanted: { skip: decision.skip, clipTo: decision.clipTo, stepScale: decision.stepScale }, applied: { ...applied } },
-    },
-  ];
+function eventsOfDeviceStep(step: number, measurement: GradientMeasurement, decision: GuardDecision, applied: AppliedOnDevice, bounds: DeviceBounds): TrainingEvent[] {
+  // A rollback or a stop throws the update away whatever it was.
+  if (decision.rollbackBefore !== null || decision.stop !== null) return decision.events;
+  const decidedClip = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
+  const wanted = decision.skip ? 0 : decidedClip * decision.stepScale;
+  const done = applied.skipped ? 0 : applied.clipCoef * applied.stepScale;
+  if (Math.abs(wanted - done) <= 0.01 * Math.max(wanted, done)) return decision.events;
+  const isMitigation = (e: TrainingEvent) => e.kind === "clip" || e.kind === "skip" || e.kind === "nonFinite";
+  const describe = (factor: number) => (factor === 0 ? "skipped it" : factor === 1 ? "left it as it was" : `scaled it by ${factor.toPrecision(3)}`);
+  const detail = {
+    wanted: { skip: decision.skip, clipTo: decision.clipTo, stepScale: decision.stepScale },
+    applied: { ...applied },
+    findings: decision.events.filter(isMitigation).flatMap((e) => (e.detail.findings as unknown[] | undefined) ?? []),
+    bounds: JSON.parse(JSON.stringify(bounds, (_, value) => (typeof value === "number" && !Number.isFinite(value) ? String(value) : value))),
+  };
+  const told =
+    wanted < done
+      ? {
+          kind: "lateDecision",
+          severity: "warning" as const,
+          message: `step ${step}: judged from its numbers, the watchdog would have ${describe(wanted)}; on the device, bounded by what was known before the step, the update was ${done === 1 ? "applied as it was" : `scaled by ${done.toPrecision(3)}`}`,
+        }
+      : {
+          kind: applied.skipped ? "skip" : "clip",
+          severity: applied.skipped ? ("warning" as const) : ("info" as const),
+          message: `step ${step} ${applied.skipped ? "skipped" : `scaled by ${done.toPrecision(3)}`} on the device, by the bounds known before the step; judged from its numbers, the watchdog would have ${describe(wanted)}`,
+        };
+  return [...decision.events.filter((e) => !isMitigation(e)), { step, ...told, detail }];
 }
 
 /** A tensor's values, read asynchronously: WebGPU in Node cannot read synchronously (tfjs's readSync needs OffscreenCanvas). */

@@ -166,9 +166,32 @@ describe("reads in batches (GPU mode)", () => {
     const late = events.filter((e) => e.kind === "lateDecision");
     expect(late.map((e) => e.step)).toEqual([27]);
     expect(late[0]?.severity).toBe("warning");
-    expect(late[0]?.message).toMatch(/^step 27: judged from its numbers, the watchdog would have scaled it by 0\.\d+; on the device, .* the update was scaled by 1\.00$/);
+    expect(late[0]?.message).toMatch(/^step 27: judged from its numbers, the watchdog would have scaled it by 0\.\d+; on the device, .* the update was applied as it was$/);
+    expect(late[0]?.detail).toMatchObject({ applied: { clipCoef: 1, skipped: false }, findings: [expect.objectContaining({ detector: "zClip" })] });
+    // The watchdog's own clip event would claim a clip that did not happen: it is not written.
+    expect(events.filter((e) => e.step === 27).map((e) => e.kind)).toEqual(["faultInjected", "lateDecision"]);
     // Read every step, the same spike is clipped at its step.
     expect((await train(1, { faults: [{ kind: "gradScale", step: 27, factor: 5 }], steps: 40 })).records[27]?.action).toBe("clip");
+  });
+
+  it("when the device did more than the watchdog, judging the step, would have: says what was done and why", async () => {
+    // A guard whose device bounds clip every step to 0.01 while its decisions leave them alone.
+    const strictOnDevice: StepGuard = {
+      decide: () => NO_DECISION,
+      deviceBounds: () => ({ ...createGuard({ policy: "off" }, []).deviceBounds(), clipTo: 0.01 }),
+      snapshot: () => null,
+      restore: () => {},
+      afterRollback: () => {},
+    };
+    const training = prepareTraining(parseJobSpec({ ...demoSpec(), steps: 16 }, limits), { readEvery: 8, guard: strictOnDevice });
+    const records: StepRecord[] = [];
+    const events: TrainingEvent[] = [];
+    await training.run({ onStep: (r) => records.push(r), onEvent: (e) => events.push(e) });
+    training.dispose();
+    expect(records.every((r) => r.action === "clip" && Math.abs(r.gradNorm * r.clipCoef - 0.01) < 1e-6)).toBe(true);
+    expect(events.map((e) => `${e.step}:${e.kind}`)).toEqual(records.map((r) => `${r.step}:clip`));
+    expect(events[0]?.message).toMatch(/^step 0 scaled by 0\.\d+ on the device, by the bounds known before the step; judged from its numbers, the watchdog would have left it as it was$/);
+    expect(events[0]?.detail).toMatchObject({ bounds: { clipTo: 0.01, maxUpdateRatio: "Infinity" }, wanted: { skip: false, clipTo: null } });
   });
 
   it("rolls back late: the steps trained before the rollback was known are discarded with it", async () => {
