@@ -194,6 +194,26 @@ describe("reads in batches (GPU mode)", () => {
     expect(events[0]?.detail).toMatchObject({ bounds: { clipTo: 0.01, maxUpdateRatio: "Infinity" }, wanted: { skip: false, clipTo: null } });
   });
 
+  it("applies an operator's command between known steps: the steps before it are read first", async () => {
+    const spec = parseJobSpec({ ...demoSpec(), steps: 40, watchdog: { policy: "off" } }, limits);
+    const training = prepareTraining(spec, { readEvery: 8 });
+    const records: StepRecord[] = [];
+    const acks: [string, number, number][] = [];
+    let issued = 0;
+    await training.run({
+      onStep: (r) => records.push(r),
+      // Handed over before step 13, while steps 8..12 are still on the device.
+      takeCommands: () => (issued++ === 13 ? [{ id: "c1", type: "setClipThreshold", maxNorm: 0.05 }] : []),
+      // With how many steps recorded when it took effect.
+      onCommandApplied: (c, step) => acks.push([c.id, step, records.length]),
+    });
+    training.dispose();
+    expect(acks).toEqual([["c1", 13, 13]]);
+    expect(records.map((r) => r.step)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(records.slice(0, 13).every((r) => r.clipCoef === 1)).toBe(true);
+    for (const r of records.slice(13)) expect(r.gradNorm * r.clipCoef).toBeCloseTo(Math.min(r.gradNorm, 0.05), 6);
+  });
+
   it("rolls back late: the steps trained before the rollback was known are discarded with it", async () => {
     // Three skipped steps within 50 roll back; the third is read with the steps after it.
     const faults = [50, 52, 54].map((step) => ({ kind: "nanBatch", step }));
