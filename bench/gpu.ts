@@ -18,7 +18,8 @@ import { pino } from "pino";
 import { loadConfig } from "../common/config.ts";
 import { type Dawn, installWebGpu, resolveBackend } from "../trainer/backend.ts";
 import { createGuard } from "../trainer/guard.ts";
-import { applyUpdate, boundedStep, type GradientMeasurement, measureGradients, type PendingReadout, readBoundedSteps } from "../trainer/train-step.ts";
+import { observe } from "../trainer/train-loop.ts";
+import { applyUpdate, boundedStep, measureGradients, type PendingReadout, readBoundedSteps } from "../trainer/train-step.ts";
 import { writeResults } from "./results.ts";
 import { alternate, MLP, median, mlp, msPerStep, pairedRatio, setupSteps, workloadSpec } from "./workloads.ts";
 
@@ -51,36 +52,28 @@ let step = 0;
 let weightNorm: number | undefined;
 const lr = spec.optimizer.learningRate;
 let lrScale = 1;
-const observe = (measurement: GradientMeasurement, scale: number) => ({
-  step,
-  loss: measurement.loss,
-  gradNorm: measurement.gradNorm,
-  layerNorms: measurement.layerNorms,
-  lr,
-  updateRatio: measurement.weightNorm > 0 ? (lr * scale * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
-  weightNorm: measurement.weightNorm,
-});
 /** Judged before its update, as the trainer runs a step with readEvery 0, less its data sampling and bookkeeping. */
 const judgedEachStep = async () => {
   const { measurement, grads } = await measureGradients(context, batch, 1, step % 10 === 0 ? undefined : weightNorm);
   weightNorm = measurement.weightNorm;
-  const decision = guard.decide(observe(measurement, lrScale));
+  const decision = guard.decide(observe(step, measurement, lr, lrScale));
   lrScale = decision.lrScale;
   const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
   applyUpdate(context, grads, { clipCoef, learningRate: lr * lrScale * decision.stepScale, skip: decision.skip || decision.rollbackBefore !== null || decision.stop !== null });
   step++;
 };
 /** Bounded on the device and read n steps at once, as the trainer runs steps on a GPU backend. */
-const pending: (PendingReadout & { scale: number })[] = [];
+const pending: (PendingReadout & { step: number; scale: number })[] = [];
 const readEvery = (n: number) => async () => {
   const known = step % 10 === 0 ? undefined : weightNorm;
-  pending.push({ ...boundedStep(context, batch, 1, known, guard.deviceBounds(), lr * lrScale), scale: lrScale });
+  pending.push({ ...boundedStep(context, batch, 1, known, guard.deviceBounds(), lr * lrScale), step, scale: lrScale });
   step++;
   if (pending.length < n) return;
   const taken = pending.splice(0);
   for (const [i, { measurement }] of (await readBoundedSteps(context, taken)).entries()) {
     weightNorm = measurement.weightNorm;
-    lrScale = guard.decide(observe(measurement, (taken[i] as (typeof taken)[number]).scale)).lrScale;
+    const { step: at, scale } = taken[i] as (typeof taken)[number];
+    lrScale = guard.decide(observe(at, measurement, lr, scale)).lrScale;
   }
 };
 /** Waits for the device: one number that depends on the last update (read asynchronously: WebGPU in Node has no synchronous read). */

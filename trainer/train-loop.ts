@@ -384,17 +384,6 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
         });
       };
 
-      /** The observation the guard judges: the update ratio at the LR scale in force when the step was taken. */
-      const observe = (step: number, measurement: GradientMeasurement, proposedLr: number, scale: number): GuardObservation => ({
-        step,
-        loss: measurement.loss,
-        gradNorm: measurement.gradNorm,
-        layerNorms: measurement.layerNorms,
-        lr: proposedLr,
-        updateRatio: measurement.weightNorm > 0 ? (proposedLr * scale * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
-        weightNorm: measurement.weightNorm,
-      });
-
       /** Steps bounded on the device and not read yet (readEvery ≥ 1), oldest first. */
       const pending: PendingStep[] = [];
       /** Reads the pending steps in one transfer and concludes them in order. */
@@ -496,6 +485,22 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
       await readPending();
       return { layerNames: built.layerNames, stepsRun: step, stopped: step < spec.steps && diverged === null, stoppedByCommand, diverged, finalLoss, finalValLoss };
     },
+  };
+}
+
+/**
+ * What the guard judges of a step: its measurement, the LR before the guard's scale, and the
+ * update ratio at `lrScale`, the guard's scale in force when the step was taken.
+ */
+export function observe(step: number, measurement: GradientMeasurement, proposedLr: number, lrScale: number): GuardObservation {
+  return {
+    step,
+    loss: measurement.loss,
+    gradNorm: measurement.gradNorm,
+    layerNorms: measurement.layerNorms,
+    lr: proposedLr,
+    updateRatio: measurement.weightNorm > 0 ? (proposedLr * lrScale * measurement.updateNorm) / measurement.weightNorm : Number.NaN,
+    weightNorm: measurement.weightNorm,
   };
 }
 
