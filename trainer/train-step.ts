@@ -1,6 +1,8 @@
 // One training step, split where the watchdog sits: measure (loss, global and per-layer
 // gradient norms, weight norm — all in ONE device→host read, or none where tensors lie in host
-// memory), then apply what was decided (clip, skip, learning rate).
+// memory), then apply what was decided (clip, skip, learning rate). On a GPU, where a read
+// stalls the device, boundedStep does both with no read: the update is bounded on the device by
+// the watchdog's thresholds, and readBoundedSteps reads many steps' numbers later, at once.
 // Nothing here knows about databases, sockets or jobs.
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
