@@ -20,6 +20,7 @@ import { type Dawn, installWebGpu, resolveBackend } from "../trainer/backend.ts"
 import { createGuard } from "../trainer/guard.ts";
 import { observe } from "../trainer/train-loop.ts";
 import { applyUpdate, boundedStep, measureGradients, type PendingReadout, readBoundedSteps } from "../trainer/train-step.ts";
+import { clipCoefficient } from "../trainer/watchdog/index.ts";
 import { writeResults } from "./results.ts";
 import { alternate, MLP, median, mlp, msPerStep, pairedRatio, setupSteps, workloadSpec } from "./workloads.ts";
 
@@ -58,7 +59,7 @@ const judgedEachStep = async () => {
   weightNorm = measurement.weightNorm;
   const decision = guard.decide(observe(step, measurement, lr, lrScale));
   lrScale = decision.lrScale;
-  const clipCoef = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
+  const clipCoef = clipCoefficient(measurement.gradNorm, decision.clipTo);
   applyUpdate(context, grads, { clipCoef, learningRate: lr * lrScale * decision.stepScale, skip: decision.skip || decision.rollbackBefore !== null || decision.stop !== null });
   step++;
 };

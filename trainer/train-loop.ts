@@ -24,7 +24,7 @@ import {
   readBoundedSteps,
   type StepContext,
 } from "./train-step.ts";
-import type { Decision, DeviceBounds, Policy, StepObservation } from "./watchdog/index.ts";
+import { clipCoefficient, type Decision, type DeviceBounds, type Policy, type StepObservation } from "./watchdog/index.ts";
 
 export type StepAction = "none" | "clip" | "lowerLr" | "skip" | "rollback" | "stop";
 
@@ -463,8 +463,7 @@ export function prepareTraining(spec: JobSpec, options: TrainingOptions = {}): P
           const observation = observe(step, measurement, proposedLr, lrScale);
           const decision = guard?.decide(observation) ?? NO_DECISION;
           lrScale = decision.lrScale;
-          const clipTo = Math.min(decision.clipTo ?? Number.POSITIVE_INFINITY, operator.maxNorm ?? Number.POSITIVE_INFINITY);
-          const clipCoef = measurement.gradNorm > clipTo ? clipTo / measurement.gradNorm : 1;
+          const clipCoef = clipCoefficient(measurement.gradNorm, Math.min(decision.clipTo ?? Number.POSITIVE_INFINITY, operator.maxNorm ?? Number.POSITIVE_INFINITY));
           const skip = decision.skip || decision.rollbackBefore !== null || decision.stop !== null;
           const lr = proposedLr * lrScale * decision.stepScale;
           applyUpdate(context, grads, { clipCoef, learningRate: lr, skip });
@@ -562,8 +561,7 @@ interface ConcludedStep {
 function eventsOfDeviceStep(step: number, measurement: GradientMeasurement, decision: GuardDecision, applied: AppliedOnDevice, bounds: DeviceBounds): TrainingEvent[] {
   // A rollback or a stop throws the update away whatever it was.
   if (decision.rollbackBefore !== null || decision.stop !== null) return decision.events;
-  const decidedClip = decision.clipTo !== null && measurement.gradNorm > decision.clipTo ? decision.clipTo / measurement.gradNorm : 1;
-  const wanted = decision.skip ? 0 : decidedClip * decision.stepScale;
+  const wanted = decision.skip ? 0 : clipCoefficient(measurement.gradNorm, decision.clipTo) * decision.stepScale;
   const done = applied.skipped ? 0 : applied.clipCoef * applied.stepScale;
   if (Math.abs(wanted - done) <= 0.01 * Math.max(wanted, done)) return decision.events;
   const isMitigation = (e: TrainingEvent) => e.kind === "clip" || e.kind === "skip" || e.kind === "nonFinite";

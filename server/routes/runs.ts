@@ -8,6 +8,7 @@ import { Prisma, type PrismaClient, prepared } from "../../prisma/client.ts";
 import { insertEventsSql, insertStepsSql } from "../../trainer/step-writer.ts";
 import type { StepRecord, TrainingEvent } from "../../trainer/train-loop.ts";
 import {
+  clipCoefficient,
   type Decision,
   decide,
   InvalidWatchdogConfigError,
@@ -273,7 +274,7 @@ function decideFresh(run: { config: WatchdogConfig; state: WatchdogState }, newS
     answers.set(s.step, decision);
     events.push(...result.decision.events);
     const nonFinite = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
-    const clipCoef = decision.clipTo !== null && gradNorm > decision.clipTo ? decision.clipTo / gradNorm : 1;
+    const clipCoef = clipCoefficient(gradNorm, decision.clipTo);
     records.push({
       step: s.step,
       loss,

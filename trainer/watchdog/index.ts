@@ -17,6 +17,7 @@ export { type DeviceBounds, deviceBounds } from "./device-bounds.ts";
 export {
   type Action,
   afterRollback,
+  clipCoefficient,
   type Decision,
   decide,
   type EventKind,

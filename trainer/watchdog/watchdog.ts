@@ -336,7 +336,7 @@ export function decide(config: WatchdogConfig, state: WatchdogState, obs: StepOb
   const skipped = skip || rolledBack || stopped;
   if (finite && det.spikeGate.enabled && !skipped) {
     // The typical update learns the one actually applied (bounded, clipped, at the new LR scale).
-    const applied = obs.updateRatio * stepScale * (clipTo !== null && gradNorm > clipTo ? clipTo / gradNorm : 1) * (outcome.ladder.lrScale / state.ladder.lrScale);
+    const applied = obs.updateRatio * stepScale * clipCoefficient(gradNorm, clipTo) * (outcome.ladder.lrScale / state.ladder.lrScale);
     next.spikeGate = learnSpikeGate(det.spikeGate, state.spikeGate ?? initialSpikeGate(), applied);
   }
   if (finite && det.updateSize.enabled && !skipped && !findings.some((f) => f.detector === "updateSize")) {
@@ -400,6 +400,11 @@ export function afterRollback(_config: WatchdogConfig, current: WatchdogState, r
 /** Whether the batch of `step` is one a rollback said to skip. */
 export function isBatchSkipped(state: WatchdogState, step: number): boolean {
   return state.ladder.skipBatches.some((r) => step >= r.from && step <= r.to);
+}
+
+/** The factor that clipping the gradient's global norm `gradNorm` to `clipTo` puts on it (1: none). */
+export function clipCoefficient(gradNorm: number, clipTo: number | null): number {
+  return clipTo !== null && gradNorm > clipTo ? clipTo / gradNorm : 1;
 }
 
 function pushFinding(findings: Finding[], finding: Finding | null): void {
